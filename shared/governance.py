@@ -1,0 +1,157 @@
+"""Governance: ALLOWED_MODELS, model selection by tier, and the checks every path runs before a provider.
+
+``Governance.route`` is the single gate. The producer runs it before a job is queued and the worker runs
+it again before any provider call (a job may have been written by anyone with access to Redis), so a
+disallowed model never reaches a provider, whatever path it came by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.catalog import Catalog, ModelInfo, Tier
+from shared.errors import ContextLengthExceededError, InvalidRequestError, ModelNotAllowedError
+from shared.models import LLMRequest
+from shared.settings import Settings
+
+#: A coarse, provider-neutral estimate used to refuse prompts that cannot fit and to charge the token
+#: limiter up front; actual usage reconciles it after the call.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_prompt_tokens(request: LLMRequest) -> int:
+    chars = sum(len(m.content) for m in request.messages)
+    return max(1, chars // CHARS_PER_TOKEN + 4 * len(request.messages))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request goes: its model and the failover chain it (or the configuration) asked for."""
+
+    model: ModelInfo
+    fallbacks: tuple[ModelInfo, ...] = ()
+
+    @property
+    def provider(self) -> str:
+        return self.model.provider
+
+
+class ModelSelector:
+    """Picks a model for a tier: the first allowed model of the tier's preference list."""
+
+    def __init__(self, catalog: Catalog, allowed: frozenset[str], preferences: dict[str, list[str]]):
+        self._choice: dict[str, ModelInfo] = {}
+        for tier in ("fast", "balanced", "premium"):
+            candidates = [catalog.get(name) for name in preferences.get(tier, [])]
+            ordered = [m for m in candidates if m is not None and m.name in allowed]
+            if not ordered:
+                ordered = sorted(
+                    (m for m in catalog.by_tier(tier) if m.name in allowed),
+                    key=lambda m: (m.input_per_mtok + m.output_per_mtok, m.name),
+                )
+            if ordered:
+                self._choice[tier] = ordered[0]
+
+    def select(self, tier: Tier) -> ModelInfo:
+        info = self._choice.get(tier)
+        if info is None:
+            raise ModelNotAllowedError(
+                f"no allowed model in tier {tier!r}", data={"field": "tier", "tier": tier}
+            )
+        return info
+
+    def choices(self) -> dict[str, str]:
+        return {tier: info.name for tier, info in self._choice.items()}
+
+
+class Governance:
+    """The allowed models and the routing rules, built once per process from Settings."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        allowed: Iterable[str],
+        *,
+        default_model: str | None = None,
+        tier_models: dict[str, list[str]] | None = None,
+        failover: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        names: set[str] = set()
+        for name in allowed:
+            info = catalog.get(name)
+            if info is None:
+                raise ValueError(f"ALLOWED_MODELS names {name!r}, which is not in the model catalog")
+            names.add(info.name)
+        self.allowed: frozenset[str] = frozenset(names)
+        self.default_model = default_model
+        self.selector = ModelSelector(catalog, self.allowed, tier_models or {})
+        self._failover = {k: list(v) for k, v in (failover or {}).items()}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Governance:
+        return cls(
+            settings.catalog,
+            settings.effective_allowed_models,
+            default_model=settings.default_model,
+            tier_models=settings.tier_models,
+            failover=settings.failover,
+        )
+
+    def is_allowed(self, model: str) -> bool:
+        info = self.catalog.get(model)
+        return info is not None and info.name in self.allowed
+
+    def check(self, model: str, *, field: str = "model") -> ModelInfo:
+        """The catalog entry of an allowed model; UnknownModelError or ModelNotAllowedError otherwise."""
+        info = self.catalog.resolve(model)
+        if info.name not in self.allowed:
+            raise ModelNotAllowedError(
+                f"model {model!r} is not allowed here", data={"field": field, "model": model}
+            )
+        return info
+
+    def allowed_models(self) -> list[ModelInfo]:
+        return [m for m in self.catalog.models.values() if m.name in self.allowed]
+
+    def route(self, request: LLMRequest) -> Route:
+        """Choose and check the model and its failover chain; refuse what cannot be served."""
+        if request.model is not None:
+            info = self.check(request.model)
+        elif request.tier is not None:
+            info = self.selector.select(request.tier)
+        elif self.default_model:
+            info = self.check(self.default_model)
+        else:
+            raise InvalidRequestError("no model given and no default configured", data={"field": "model"})
+        self._check_fits(request, info)
+
+        chain: list[ModelInfo] = []
+        if request.fallback_models:
+            for name in request.fallback_models:
+                fallback = self.check(name, field="fallback_models")
+                if fallback.name != info.name and fallback not in chain:
+                    chain.append(fallback)
+        else:
+            # Configured failover is opt-in by configuration; a model it names must still be allowed.
+            for name in self._failover.get(info.name, []):
+                candidate = self.catalog.get(name)
+                if candidate and candidate.name in self.allowed and candidate.name != info.name:
+                    chain.append(candidate)
+        return Route(info, tuple(chain))
+
+    @staticmethod
+    def _check_fits(request: LLMRequest, info: ModelInfo) -> None:
+        if request.max_tokens is not None and request.max_tokens > info.max_output_tokens:
+            raise InvalidRequestError(
+                f"max_tokens {request.max_tokens} exceeds {info.name}'s limit of {info.max_output_tokens}",
+                data={"field": "max_tokens", "limit": info.max_output_tokens},
+            )
+        needed = estimate_prompt_tokens(request) + (request.max_tokens or 0)
+        if needed > info.context_window:
+            raise ContextLengthExceededError(
+                f"the prompt (about {needed} tokens with max_tokens) exceeds {info.name}'s context window"
+                f" of {info.context_window}",
+                data={"field": "messages", "limit": info.context_window},
+            )

@@ -1,0 +1,72 @@
+"""The job envelope carried in a work stream entry, and its codec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from shared.catalog import PROVIDERS, Provider
+from shared.errors import InvalidRequestError
+from shared.models import LLMRequest, Priority
+
+
+@dataclass(slots=True)
+class Job:
+    """What a worker needs to run one request; ``model`` and ``fallbacks`` are catalog names."""
+
+    request_id: str
+    provider: Provider
+    model: str
+    request: LLMRequest
+    enqueued_at: float
+    deadline: float
+    stream: bool = True
+    lane: Priority = "interactive"
+    fallbacks: list[str] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "id": self.request_id,
+                "p": self.provider,
+                "m": self.model,
+                "r": self.request.model_dump(mode="json", exclude_defaults=True),
+                "t": self.enqueued_at,
+                "d": self.deadline,
+                "s": self.stream,
+                "l": self.lane,
+                "f": self.fallbacks,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Job:
+        """Parse a job; anything malformed is an InvalidRequestError, never a crash."""
+        try:
+            data: dict[str, Any] = orjson.loads(raw)
+            provider = data["p"]
+            if provider not in PROVIDERS:
+                raise InvalidRequestError(f"job names unknown provider {provider!r}")
+            return cls(
+                request_id=str(data["id"]),
+                provider=provider,
+                model=str(data["m"]),
+                request=LLMRequest.model_validate(data["r"]),
+                enqueued_at=float(data["t"]),
+                deadline=float(data["d"]),
+                stream=bool(data.get("s", True)),
+                lane=data.get("l", "interactive"),
+                fallbacks=[str(m) for m in data.get("f", [])],
+            )
+        except InvalidRequestError:
+            raise
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                "job payload does not validate",
+                data={"errors": exc.errors(include_url=False, include_input=False)},
+            ) from None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"job payload does not decode: {type(exc).__name__}") from None

@@ -1,0 +1,68 @@
+"""Redis key and channel names: the one place both sides of the queue agree on them.
+
+Every key of a provider carries the hash tag ``{llmrelay:<provider>}`` so that, on Redis Cluster, a
+provider's streams, request states, event logs and limiter keys share one slot and each Lua script
+touches a single slot.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from shared.catalog import Provider
+from shared.models import Priority
+
+PREFIX: Final = "llmrelay"
+GROUP: Final = "workers"
+LANES: Final[tuple[Priority, ...]] = ("interactive", "batch")
+WORKERS_REGISTRY: Final = f"{PREFIX}:workers"
+
+
+def tag(provider: str) -> str:
+    return "{" + PREFIX + ":" + provider + "}"
+
+
+def work_stream(provider: Provider | str, lane: Priority | str) -> str:
+    return f"{tag(provider)}:jobs:{lane}"
+
+
+def dead_letter(provider: Provider | str) -> str:
+    return f"{tag(provider)}:dead"
+
+
+def state(provider: Provider | str, request_id: str) -> str:
+    """Hash: status, owner, attempt counters, last error, result; expires result_ttl after the end."""
+    return f"{tag(provider)}:req:{request_id}"
+
+
+def events(provider: Provider | str, request_id: str) -> str:
+    """Stream of the request's events with ids ``0-<seq>``, kept for resumption after a disconnect."""
+    return f"{tag(provider)}:ev:{request_id}"
+
+
+def channel(provider: Provider | str, request_id: str) -> str:
+    """Pub/sub channel on which a request's events are published live."""
+    return f"{PREFIX}:ch:{provider}:{request_id}"
+
+
+def control_channel(provider: Provider | str) -> str:
+    """Pub/sub channel on which cancellations of running jobs reach the workers."""
+    return f"{PREFIX}:ctl:{provider}"
+
+
+def pause(provider: Provider | str) -> str:
+    """Set with a TTL when a provider asked every worker to wait (429 with retry-after)."""
+    return f"{tag(provider)}:pause"
+
+
+def rate(provider: Provider | str, scope: str, kind: str) -> str:
+    """GCRA state of one limit: scope is '*' for the provider or a model name; kind 'rpm' or 'tpm'."""
+    return f"{tag(provider)}:rl:{scope}:{kind}"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    return f"{PREFIX}:worker:{worker_id}"
+
+
+def worker_metrics(worker_id: str) -> str:
+    return f"{PREFIX}:metrics:{worker_id}"

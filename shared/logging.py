@@ -1,0 +1,60 @@
+"""structlog set-up: bound request context, redaction on every logger, JSON or console output."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from shared.redaction import redaction_processor, register_secrets
+from shared.settings import Settings
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """Configure structlog and the standard library once per process, at the edge."""
+    register_secrets(settings.secret_values())
+    out = stream or sys.stderr
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if getattr(out, "isatty", lambda: False)() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redaction_processor,
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Library loggers (httpx2, redis, uvicorn) go through the same redaction before they print.
+    handler = logging.StreamHandler(out)
+    handler.addFilter(_RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level, logging.WARNING))
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        from shared.redaction import redact
+
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+def get_logger(name: str | None = None, **bound: Any) -> Any:
+    return structlog.get_logger(name).bind(**bound) if bound else structlog.get_logger(name)
