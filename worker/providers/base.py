@@ -1,0 +1,78 @@
+"""The small protocol every provider adapter implements, and the accumulator that makes `complete`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.catalog import ModelInfo, Provider
+from shared.models import FinishReason, LLMRequest, Usage
+
+
+@dataclass(slots=True)
+class ProviderCall:
+    """One attempt at one model: the request, the catalog entry, the time left, the A2A headers."""
+
+    model: ModelInfo
+    request: LLMRequest
+    timeout: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RateLimitInfo:
+    """What the provider's rate-limit headers said; None where a header was absent."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests_s: float | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    """The last item of every adapter stream."""
+
+    finish_reason: FinishReason
+    usage: Usage
+    api_model: str | None = None
+    ratelimit: RateLimitInfo | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    end: StreamEnd
+
+
+class ProviderAdapter(Protocol):
+    """An official SDK behind one interface.
+
+    ``stream`` yields text deltas (non-empty strings) and then exactly one ``StreamEnd``. Every failure is
+    raised as a ``shared.errors`` exception, translated in the adapter's single ``_translate``; a
+    ``RateLimitedError`` or ``ProviderUnavailableError`` carries the provider's ``retry_after``.
+    """
+
+    name: Provider
+
+    def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]: ...
+
+    async def complete(self, call: ProviderCall) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def drain(events: AsyncIterator[str | StreamEnd]) -> Completion:
+    """``complete`` is the stream drained, so the streaming and non-streaming paths cannot disagree."""
+    parts: list[str] = []
+    end: StreamEnd | None = None
+    async for item in events:
+        if isinstance(item, str):
+            parts.append(item)
+        else:
+            end = item
+    if end is None:
+        end = StreamEnd(finish_reason="other", usage=Usage())
+    return Completion("".join(parts), end)
