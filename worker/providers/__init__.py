@@ -1,0 +1,51 @@
+"""The provider adapters, by provider name: the only place the provider SDKs are imported."""
+
+from __future__ import annotations
+
+from shared.catalog import PROVIDERS
+from shared.errors import InvalidRequestError
+from shared.settings import Settings
+from worker.providers.anthropic import AnthropicAdapter
+from worker.providers.base import (
+    Completion,
+    ProviderAdapter,
+    ProviderCall,
+    RateLimitInfo,
+    StreamEnd,
+    drain,
+)
+from worker.providers.gemini import GeminiAdapter
+from worker.providers.openai import OpenAIAdapter
+
+ADAPTERS: dict[str, type[OpenAIAdapter | AnthropicAdapter | GeminiAdapter]] = {
+    "openai": OpenAIAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+}
+
+
+def build_adapter(provider: str, settings: Settings) -> ProviderAdapter:
+    """The adapter for ``provider``, with its SDK client built from ``settings`` (once per process)."""
+    try:
+        cls = ADAPTERS[provider]
+    except KeyError:
+        raise InvalidRequestError(
+            f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}",
+            data={"provider": provider},
+        ) from None
+    return cls(settings)
+
+
+__all__ = [
+    "ADAPTERS",
+    "AnthropicAdapter",
+    "Completion",
+    "GeminiAdapter",
+    "OpenAIAdapter",
+    "ProviderAdapter",
+    "ProviderCall",
+    "RateLimitInfo",
+    "StreamEnd",
+    "build_adapter",
+    "drain",
+]
