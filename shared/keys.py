@@ -7,6 +7,7 @@ touches a single slot.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from shared.catalog import Provider
@@ -66,3 +67,11 @@ def worker_heartbeat(worker_id: str) -> str:
 
 def worker_metrics(worker_id: str) -> str:
     return f"{PREFIX}:metrics:{worker_id}"
+
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def valid_request_id(request_id: str) -> bool:
+    """Request ids end up in key names: the same alphabet LLMRequest.request_id accepts."""
+    return bool(_VALID_ID.match(request_id))

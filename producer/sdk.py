@@ -1,0 +1,404 @@
+"""The producer SDK: enqueue LLM requests onto the provider streams and follow their events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import orjson
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from producer.subscriptions import RESYNC, Subscriptions
+from shared import keys, scripts
+from shared.catalog import PROVIDERS
+from shared.errors import (
+    BackendUnavailableError,
+    InvalidRequestError,
+    JobNotFoundError,
+    LLMRelayError,
+    ProviderUnavailableError,
+    QueueFullError,
+    RequestCancelledError,
+    RequestTimeoutError,
+)
+from shared.governance import Governance
+from shared.jobs import Job
+from shared.models import LLMRequest, LLMResponse
+from shared.scripts import LuaScript
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+#: How long past a job's deadline a caller keeps waiting for the worker's own timeout event.
+DEADLINE_GRACE = 2.0
+
+
+class StreamRestartedError(ProviderUnavailableError):
+    """A retried attempt produced text that differs from what the stream had already yielded."""
+
+    code = -32023
+
+
+class LLMProducer:
+    """The callers' side of llmrelay.
+
+    One Redis connection pool and one pub/sub connection serve every request of the process. Use it as an
+    async context manager, or call ``start()`` and ``aclose()``. Every error is a ``shared.errors`` one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        redis_url: str | None = None,
+        governance: Governance | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if redis_url is not None:
+            self.settings = self.settings.model_copy(update={"redis_url": redis_url})
+        self.governance = governance or Governance.from_settings(self.settings)
+        self.instance_id = uuid.uuid4().hex[:12]
+        self._pool: BlockingConnectionPool | None = None
+        self._redis: Redis | None = None
+        self._subs: Subscriptions | None = None
+        self._enqueue = LuaScript(scripts.ENQUEUE)
+        self._cancel = LuaScript(scripts.CANCEL)
+        self._providers: dict[str, str] = {}
+
+    @classmethod
+    def from_env(cls) -> LLMProducer:
+        return cls(Settings())
+
+    async def __aenter__(self) -> LLMProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open the pool and the pub/sub connection before serving, so no request pays for them."""
+        self._pool = BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            max_connections=self.settings.redis_pool_size,
+            timeout=5,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+        )
+        self._redis = Redis(connection_pool=self._pool)
+        try:
+            await self._redis.ping()
+            self._subs = Subscriptions(self._redis, f"{keys.PREFIX}:producer:{self.instance_id}")
+            await self._subs.start()
+        except (RedisError, OSError) as exc:
+            await self.aclose()
+            raise BackendUnavailableError(f"Redis is not reachable: {type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        if self._subs is not None:
+            await self._subs.aclose()
+            self._subs = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            raise BackendUnavailableError("the producer is not started: use 'async with LLMProducer(...)'")
+        return self._redis
+
+    # -- public API -----------------------------------------------------------------------------------
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """Run one request to its end and return the response."""
+        async for event in self.events(request, stream=False):
+            if event["type"] == "done":
+                return LLMResponse.model_validate(event["response"])
+        raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
+        """Yield the response's text as it is generated.
+
+        If the job is retried after some text was yielded, the new attempt's text is matched against what
+        was already yielded and only the rest is passed on; should it differ, StreamRestartedError is
+        raised (the job itself goes on, and ``result(request_id)`` returns its final response).
+        """
+        delivered: list[str] = []
+        replay: str | None = None
+        async for event in self.events(request, stream=True):
+            kind = event["type"]
+            if kind == "token":
+                text: str = event["text"]
+                if replay is not None:
+                    if len(text) <= len(replay):
+                        if not replay.startswith(text):
+                            raise StreamRestartedError(
+                                "a retried attempt diverged from the text already sent"
+                            )
+                        replay = replay[len(text) :]
+                        continue
+                    if not text.startswith(replay):
+                        raise StreamRestartedError("a retried attempt diverged from the text already sent")
+                    text = text[len(replay) :]
+                    replay = None
+                delivered.append(text)
+                yield text
+            elif kind == "restart":
+                replay = "".join(delivered) if delivered else None
+            elif kind == "done":
+                return
+
+    async def submit(self, request: LLMRequest) -> str:
+        """Queue a request and return its id at once; ``result(request_id)`` waits for the response."""
+        job = self._job(request, stream=False)
+        outcome = await self._call(self._enqueue_job(job))
+        if outcome[0] == "full":
+            raise self._queue_full(job)
+        return job.request_id
+
+    async def result(self, request_id: str, *, timeout: float | None = None) -> LLMResponse:
+        """The response of a submitted request, waiting for it (until ``timeout`` seconds) if needed."""
+        provider = await self._provider_of(request_id)
+        deadline = time.monotonic() + (timeout if timeout is not None else self.settings.request_timeout)
+        async for event in self._follow(provider, request_id, 0, deadline, terminal_only=True):
+            if event["type"] == "done":
+                return LLMResponse.model_validate(event["response"])
+        raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+
+    async def cancel(self, request_id: str) -> bool:
+        """Cancel a queued or running request. True if it was (or is being) cancelled by this call."""
+        provider = await self._provider_of(request_id)
+        error = orjson.dumps(RequestCancelledError("cancelled by the caller").to_dict())
+        outcome = await self._call(
+            self._cancel(
+                self.redis,
+                [
+                    keys.state(provider, request_id),
+                    keys.events(provider, request_id),
+                    await self._stream_of(provider, request_id),
+                ],
+                [
+                    keys.channel(provider, request_id),
+                    keys.control_channel(provider),
+                    request_id,
+                    keys.GROUP,
+                    error,
+                    self.settings.result_ttl * 1000,
+                ],
+            )
+        )
+        return _text(outcome) in ("cancelled", "cancelling")
+
+    async def status(self, request_id: str) -> str:
+        provider = await self._provider_of(request_id)
+        raw = await self._call(self.redis.hget(keys.state(provider, request_id), "status"))
+        if raw is None:
+            raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
+        return _text(raw)
+
+    async def events(self, request: LLMRequest, *, stream: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Queue a request and yield its events (token, restart, done) as dicts; errors are raised.
+
+        This is what the façade relays: every event carries its ``index`` for resumption.
+        """
+        job = self._job(request, stream=stream)
+        deadline = time.monotonic() + (job.deadline - job.enqueued_at) + DEADLINE_GRACE
+        subs = self._subscriptions()
+        channel = keys.channel(job.provider, job.request_id)
+        try:
+            async with subs.subscription(channel) as queue:
+                outcome = await self._call(self._enqueue_job(job))
+                state = _text(outcome[0])
+                if state == "full":
+                    raise self._queue_full(job)
+                if state == "done":
+                    yield _done_event(outcome[1])
+                    return
+                if state not in ("queued", "exists"):
+                    raise _stored_error(outcome[1], job.request_id, state)
+                catch_up = state == "exists"
+                async for event in self._follow(
+                    job.provider, job.request_id, 0, deadline, queue=queue, catch_up=catch_up
+                ):
+                    yield event
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
+        except TimeoutError:
+            raise BackendUnavailableError("Redis did not confirm the subscription in time") from None
+
+    async def resume(self, request_id: str, after_index: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Follow a request's events after ``after_index`` (e.g. an SSE ``Last-Event-ID``)."""
+        provider = await self._provider_of(request_id)
+        deadline = time.monotonic() + self.settings.request_timeout + DEADLINE_GRACE
+        async for event in self._follow(provider, request_id, after_index, deadline):
+            yield event
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _subscriptions(self) -> Subscriptions:
+        if self._subs is None:
+            raise BackendUnavailableError("the producer is not started: use 'async with LLMProducer(...)'")
+        return self._subs
+
+    def _job(self, request: LLMRequest, *, stream: bool) -> Job:
+        route = self.governance.route(request)
+        request_id = request.request_id or uuid.uuid4().hex
+        if request.request_id is None:
+            request = request.model_copy(update={"request_id": request_id})
+        now = time.time()
+        timeout = request.timeout or self.settings.request_timeout
+        self._providers[request_id] = route.model.provider
+        if len(self._providers) > 100_000:
+            self._providers.clear()
+        return Job(
+            request_id=request_id,
+            provider=route.model.provider,
+            model=route.model.name,
+            request=request,
+            enqueued_at=now,
+            deadline=now + timeout,
+            stream=stream,
+            lane=request.priority,
+            fallbacks=[m.name for m in route.fallbacks],
+        )
+
+    async def _enqueue_job(self, job: Job) -> list[Any]:
+        ttl_ms = int((job.deadline - job.enqueued_at + self.settings.result_ttl) * 1000)
+        ctx = orjson.dumps(job.request.context.model_dump(exclude_none=True))
+        result: list[Any] = await self._enqueue(
+            self.redis,
+            [keys.state(job.provider, job.request_id), keys.work_stream(job.provider, job.lane)],
+            [job.request_id, job.encode(), self.settings.max_queue_length, job.deadline, ttl_ms, ctx],
+        )
+        return result
+
+    def _queue_full(self, job: Job) -> QueueFullError:
+        return QueueFullError(
+            f"the {job.provider} {job.lane} queue is full ({self.settings.max_queue_length} jobs)",
+            retry_after=1.0,
+            data={"provider": job.provider, "lane": job.lane},
+        )
+
+    async def _follow(
+        self,
+        provider: str,
+        request_id: str,
+        after: int,
+        deadline: float,
+        *,
+        queue: asyncio.Queue[Any] | None = None,
+        catch_up: bool = True,
+        terminal_only: bool = False,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events after index ``after`` in order, live, each once, up to and including the terminal one."""
+        if queue is None:
+            async with self._subscriptions().subscription(keys.channel(provider, request_id)) as q:
+                async for event in self._follow(
+                    provider, request_id, after, deadline, queue=q, terminal_only=terminal_only
+                ):
+                    yield event
+            return
+        last = after
+        if catch_up:
+            for event in await self._read_log(provider, request_id, last):
+                last = event["index"]
+                if _is_terminal(event):
+                    yield _checked(event)
+                    return
+                if not terminal_only:
+                    yield event
+            if last == after and await self._is_unknown(provider, request_id):
+                raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeoutError(
+                    f"no result for request {request_id!r} before its deadline",
+                    data={"request_id": request_id},
+                )
+            try:
+                raw = await asyncio.wait_for(queue.get(), remaining)
+            except TimeoutError:
+                continue
+            if raw is RESYNC:
+                events = await self._read_log(provider, request_id, last)
+            else:
+                events = [orjson.loads(raw)]
+            for event in events:
+                index = event["index"]
+                if index <= last:
+                    continue
+                last = index
+                if _is_terminal(event):
+                    yield _checked(event)
+                    return
+                if not terminal_only:
+                    yield event
+
+    async def _read_log(self, provider: str, request_id: str, after: int) -> list[dict[str, Any]]:
+        entries = await self._call(
+            self.redis.xrange(keys.events(provider, request_id), min=f"(0-{after}", max="+")
+        )
+        return [orjson.loads(fields[b"e"]) for _id, fields in entries]
+
+    async def _is_unknown(self, provider: str, request_id: str) -> bool:
+        return not await self._call(self.redis.exists(keys.state(provider, request_id)))
+
+    async def _provider_of(self, request_id: str) -> str:
+        known = self._providers.get(request_id)
+        if known is not None:
+            return known
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for provider in PROVIDERS:
+                pipe.exists(keys.state(provider, request_id))
+            found = await self._call(pipe.execute())
+        for provider, exists in zip(PROVIDERS, found, strict=True):
+            if exists:
+                return provider
+        raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
+
+    async def _stream_of(self, provider: str, request_id: str) -> str:
+        raw = await self._call(self.redis.hget(keys.state(provider, request_id), "stream"))
+        return _text(raw) if raw else keys.work_stream(provider, "interactive")
+
+    @staticmethod
+    async def _call(awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_terminal(event: dict[str, Any]) -> bool:
+    return event["type"] in ("done", "error")
+
+
+def _checked(event: dict[str, Any]) -> dict[str, Any]:
+    if event["type"] == "error":
+        raise LLMRelayError.from_dict(event["error"])
+    return event
+
+
+def _done_event(raw_result: Any) -> dict[str, Any]:
+    return {"type": "done", "index": 0, "response": orjson.loads(raw_result)}
+
+
+def _stored_error(raw: Any, request_id: str, status: str) -> LLMRelayError:
+    if raw:
+        return LLMRelayError.from_dict(orjson.loads(raw))
+    return InvalidRequestError(f"request {request_id!r} ended as {status}")  # pragma: no cover
+
+
+__all__ = ["LLMProducer", "StreamRestartedError"]

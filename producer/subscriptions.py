@@ -1,0 +1,123 @@
+"""One pub/sub connection per process, multiplexed over every in-flight request's event channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = structlog.get_logger("llmrelay.producer")
+
+#: Put on every subscriber's queue after the connection was lost and re-established: messages may have
+#: been missed, so the subscriber reads its request's event log to catch up.
+RESYNC = object()
+
+
+class Subscriptions:
+    """Subscribes channels on one shared connection and hands each its own queue.
+
+    ``subscribe`` returns only after Redis confirmed the subscription, because pub/sub has no replay: a
+    message published before the confirmation would be lost. The caller enqueues its job after that.
+    """
+
+    def __init__(self, redis: Redis, home_channel: str) -> None:
+        self._redis = redis
+        self._home = home_channel.encode()
+        self._pubsub: PubSub | None = None
+        self._queues: dict[bytes, asyncio.Queue[Any]] = {}
+        self._confirms: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    async def start(self) -> None:
+        await self._connect()
+        self._task = asyncio.create_task(self._read_loop(), name="llmrelay-pubsub")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+        for futures in self._confirms.values():
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(RedisConnectionError("subscriptions closed"))
+
+    async def _connect(self) -> None:
+        pubsub = self._redis.pubsub()
+        channels = [self._home, *self._queues]
+        await pubsub.subscribe(*channels)
+        self._pubsub = pubsub
+        self._ready.set()
+
+    @contextlib.asynccontextmanager
+    async def subscription(self, channel: str, timeout: float = 5.0) -> AsyncIterator[asyncio.Queue[Any]]:
+        """A queue of the channel's messages, live from the moment this yields."""
+        key = channel.encode()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues[key] = queue
+        self._confirms.setdefault(key, []).append(fut)
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+            assert self._pubsub is not None
+            await self._pubsub.subscribe(key)
+            await asyncio.wait_for(fut, timeout)
+            yield queue
+        finally:
+            self._queues.pop(key, None)
+            self._confirms.pop(key, None)
+            if self._pubsub is not None and not self._closed:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(key)
+
+    async def _read_loop(self) -> None:
+        delay = 0.05
+        while not self._closed:
+            pubsub = self._pubsub
+            try:
+                assert pubsub is not None
+                msg = await pubsub.get_message(timeout=None)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self._ready.clear()
+                log.warning("pubsub connection lost; reconnecting", error=type(exc).__name__)
+                while not self._closed:
+                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 2.0)
+                    try:
+                        if pubsub is not None:
+                            with contextlib.suppress(RedisError, OSError):
+                                await pubsub.aclose()
+                        await self._connect()
+                        break
+                    except (RedisError, OSError):
+                        continue
+                delay = 0.05
+                for queue in self._queues.values():
+                    queue.put_nowait(RESYNC)
+                continue
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == "message":
+                queue = self._queues.get(msg["channel"])
+                if queue is not None:
+                    queue.put_nowait(msg["data"])
+            elif kind == "subscribe":
+                for fut in self._confirms.pop(msg["channel"], ()):
+                    if not fut.done():
+                        fut.set_result(None)

@@ -1,0 +1,142 @@
+"""The per-request event writer: token relay with coalescing, restart, and the terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import events, keys, scripts
+from shared.errors import LLMRelayError
+from shared.models import LLMResponse
+from shared.scripts import LuaScript
+
+_RELAY = LuaScript(scripts.RELAY)
+_FINISH = LuaScript(scripts.FINISH)
+
+
+class LeaseLostError(Exception):
+    """Another delivery of this job began: this worker must stop writing for it."""
+
+
+class JobEvents:
+    """Writes one job's events in index order: each is appended to its log and published, atomically.
+
+    Tokens are coalesced: while one write is in flight, tokens that arrive are buffered and go out
+    together in the next write, so a fast provider costs a few Redis round trips per job, not one per
+    token, while the first token (time to first token) always leaves at once.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        provider: str,
+        request_id: str,
+        *,
+        context: dict[str, Any],
+        stream_key: str,
+        entry_id: str,
+        deliveries: str,
+        last_index: int,
+        ttl_ms: int,
+    ) -> None:
+        self._redis = redis
+        self.provider = provider
+        self.request_id = request_id
+        self.stream_key = stream_key
+        self.entry_id = entry_id
+        self.deliveries = deliveries
+        self.index = last_index
+        self._ttl_ms = ttl_ms
+        self._state = keys.state(provider, request_id)
+        self._events = keys.events(provider, request_id)
+        self._channel = keys.channel(provider, request_id)
+        self._suffix = events.context_suffix(context)
+        self._buffer: list[str] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.tokens_sent = False
+
+    # -- tokens -------------------------------------------------------------------------------------
+
+    def push(self, text: str) -> None:
+        """Queue a token; written at once unless a write is in flight (then with the next one)."""
+        self._buffer.append(text)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._buffer:
+                text = "".join(self._buffer)
+                self._buffer.clear()
+                await self._write(events.encode_token(self.index + 1, text, self._suffix))
+                self.tokens_sent = True
+        finally:
+            self._writer = None
+
+    async def flush(self) -> None:
+        """Wait until every pushed token is written (raises what the writer raised)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+        if self._buffer:
+            await self._drain()
+
+    def discard(self) -> None:
+        """Drop buffered tokens of an attempt that failed (a restart event follows)."""
+        self._buffer.clear()
+
+    async def restart(self, attempt: int, reason: str) -> None:
+        await self.flush()
+        await self._write(events.encode_restart(self.index + 1, attempt, reason, self._suffix))
+        self.tokens_sent = False
+
+    async def _write(self, payload: bytes) -> None:
+        ok = await _RELAY(
+            self._redis,
+            [self._state, self._events],
+            [self._channel, self.index + 1, payload, self._ttl_ms, self.deliveries],
+        )
+        if not ok:
+            raise LeaseLostError(self.request_id)
+        self.index += 1
+
+    # -- the end ------------------------------------------------------------------------------------
+
+    async def done(self, response: LLMResponse) -> bool:
+        try:
+            await self.flush()
+        except LeaseLostError:
+            return False
+        payload = events.encode_done(self.index + 1, response, self._suffix)
+        return await self._finish("done", payload, response.__pydantic_serializer__.to_json(response))
+
+    async def fail(self, status: str, error: LLMRelayError, job_payload: bytes = b"") -> bool:
+        self.discard()
+        if self._writer is not None:
+            try:
+                await self.flush()
+            except LeaseLostError:
+                return False
+        payload = events.encode_error(self.index + 1, error, self._suffix)
+        return await self._finish(status, payload, orjson.dumps(error.to_dict()), job_payload)
+
+    async def _finish(self, status: str, payload: bytes, stored: bytes, job_payload: bytes = b"") -> bool:
+        result: Any = await _FINISH(
+            self._redis,
+            [self._state, self._events, self.stream_key, keys.dead_letter(self.provider)],
+            [
+                self._channel,
+                self.index + 1,
+                payload,
+                status,
+                stored,
+                self.deliveries,
+                self.entry_id,
+                keys.GROUP,
+                self._ttl_ms,
+                job_payload,
+            ],
+        )
+        return bool(result)

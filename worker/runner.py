@@ -1,0 +1,322 @@
+"""Runs one job: begin (lease, delivery cap, deadline), attempts with retries and failover, the end."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from shared import keys, scripts
+from shared.catalog import ModelInfo
+from shared.errors import (
+    DeadLetteredError,
+    InvalidRequestError,
+    LLMRelayError,
+    ProviderError,
+    RateLimitedError,
+    RequestCancelledError,
+    RequestTimeoutError,
+)
+from shared.governance import Governance, estimate_prompt_tokens
+from shared.jobs import Job
+from shared.metrics import WorkerMetrics
+from shared.models import LLMResponse
+from shared.redaction import redact
+from shared.scripts import LuaScript
+from shared.settings import Settings
+from worker.providers.base import ProviderAdapter, ProviderCall, StreamEnd
+from worker.ratelimit import RateLimiter
+from worker.relay import JobEvents, LeaseLostError
+
+log = structlog.get_logger("llmrelay.worker")
+
+_BEGIN = LuaScript(scripts.BEGIN)
+
+#: How many tokens the limiter charges up front when a request sets no max_tokens.
+DEFAULT_COMPLETION_ESTIMATE = 256
+
+
+class CancelReason:
+    """Why a running job's task was cancelled: by its caller, or by this worker's shutdown."""
+
+    CALLER = "caller"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(slots=True)
+class Running:
+    """A job in flight in this process."""
+
+    request_id: str
+    entry_id: str
+    lane: str
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class JobRunner:
+    """Everything a worker does with one delivered work stream entry."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        governance: Governance,
+        adapters: Callable[[str], ProviderAdapter],
+        limiter: RateLimiter,
+        metrics: WorkerMetrics,
+        consumer: str,
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._governance = governance
+        self._adapters = adapters
+        self._limiter = limiter
+        self._metrics = metrics
+        self._consumer = consumer
+
+    async def run(
+        self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes], running: Running
+    ) -> None:
+        stream_key = keys.work_stream(provider, lane)
+        raw = fields.get(b"j", b"")
+        request_id = fields.get(b"id", b"").decode(errors="replace") or entry_id
+        try:
+            job = Job.decode(raw)
+        except InvalidRequestError as err:
+            await self._dead_letter_undecodable(provider, request_id, stream_key, entry_id, err, raw)
+            return
+        bound = log.bind(provider=job.provider, model=job.model, lane=lane, **job.request.log_context())
+        ttl_ms = int(self._settings.result_ttl * 1000)
+        begin = await _BEGIN(
+            self._redis,
+            [keys.state(provider, job.request_id), stream_key],
+            [self._consumer, time.time(), self._settings.max_deliveries, entry_id, keys.GROUP],
+        )
+        outcome = _text(begin[0])
+        if outcome == "skip":
+            bound.debug("nothing to run", status=_text(begin[1]))
+            return
+        last_index = int(begin[1])
+        deliveries = str(begin[2]) if outcome == "run" else ""
+        writer = JobEvents(
+            self._redis,
+            provider,
+            job.request_id,
+            context=job.request.context.model_dump(exclude_none=True),
+            stream_key=stream_key,
+            entry_id=entry_id,
+            deliveries=deliveries,
+            last_index=last_index,
+            ttl_ms=ttl_ms,
+        )
+        if outcome == "dead":
+            last_error = _text(begin[2]) or "no error recorded"
+            self._metrics.dead_letters.labels(provider).inc()
+            bound.error("delivery cap reached; dead-lettered", deliveries=self._settings.max_deliveries)
+            await writer.fail(
+                "dead",
+                DeadLetteredError(
+                    f"the job failed {self._settings.max_deliveries} deliveries",
+                    data={"last_error": last_error[:2000]},
+                ),
+                raw,
+            )
+            return
+        if outcome == "expired":
+            await writer.fail(
+                "expired", RequestTimeoutError("the request's deadline passed while it was queued")
+            )
+            return
+        if outcome == "cancelled":
+            await writer.fail("cancelled", RequestCancelledError("cancelled by the caller"))
+            return
+        if int(deliveries) > 1:
+            self._metrics.reclaimed.labels(provider).inc()
+        if last_index > 0 and job.stream:
+            await writer.restart(int(deliveries), "the job was delivered again")
+
+        try:
+            response = await self._execute(job, writer, bound)
+        except asyncio.CancelledError:
+            if running.cancel_reason == CancelReason.CALLER:
+                await asyncio.shield(
+                    writer.fail("cancelled", RequestCancelledError("cancelled by the caller"))
+                )
+                self._metrics.requests.labels(provider, job.model, "cancelled").inc()
+                return
+            raise  # shutdown: left unacknowledged for another worker to reclaim
+        except LeaseLostError:
+            bound.warning("lease lost to a newer delivery; dropping this attempt")
+            return
+        except LLMRelayError as err:
+            status = "expired" if isinstance(err, RequestTimeoutError) else "failed"
+            self._metrics.requests.labels(provider, job.model, type(err).__name__).inc()
+            bound.warning("request failed", error=type(err).__name__, message=err.message)
+            await asyncio.shield(writer.fail(status, err))
+            return
+        await asyncio.shield(writer.done(response))
+
+    async def _execute(self, job: Job, writer: JobEvents, bound: Any) -> LLMResponse:
+        settings = self._settings
+        chain = [job.model, *job.fallbacks]
+        attempts = 0
+        estimate_in = estimate_prompt_tokens(job.request)
+        estimate = estimate_in + (job.request.max_tokens or DEFAULT_COMPLETION_ESTIMATE)
+        last_error: LLMRelayError | None = None
+        for position, name in enumerate(chain):
+            model = self._governance.check(name)  # ALLOWED_MODELS again, on the worker's side
+            if position > 0:
+                bound.warning("failing over", from_model=chain[position - 1], to_model=model.name)
+            adapter = self._adapters(model.provider)
+            for retry in range(settings.max_retries + 1):
+                remaining = job.deadline - time.time()
+                if remaining <= 0:
+                    raise RequestTimeoutError("the request's deadline passed", data={"attempts": attempts})
+                await self._limiter.acquire(model, estimate, job.deadline)
+                attempts += 1
+                if writer.tokens_sent:
+                    await writer.restart(attempts, f"retrying after {type(last_error).__name__}")
+                try:
+                    async with asyncio.timeout(job.deadline - time.time()):
+                        response = await self._attempt(job, model, adapter, writer, attempts)
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        "the request's deadline passed during the provider call", data={"attempts": attempts}
+                    ) from None
+                except LLMRelayError as err:
+                    last_error = err
+                    self._metrics.errors.labels(model.provider, model.name, type(err).__name__).inc()
+                    await self._record_error(job, err)
+                    writer.discard()
+                    if isinstance(err, RateLimitedError) and err.retry_after:
+                        await self._limiter.pause(model.provider, err.retry_after, "429")
+                    if not err.retryable or retry == settings.max_retries:
+                        break
+                    delay = _backoff(retry, settings.backoff_base, settings.backoff_max, _retry_after(err))
+                    if time.time() + delay >= job.deadline:
+                        break
+                    self._metrics.retries.labels(model.provider, model.name, type(err).__name__).inc()
+                    bound.info("retrying", error=type(err).__name__, delay=round(delay, 3), attempt=attempts)
+                    await asyncio.sleep(delay)
+                    continue
+                await self._limiter.reconcile(model, estimate, response.usage.total_tokens)
+                return response
+            if last_error is not None and not last_error.retryable:
+                raise last_error
+        assert last_error is not None
+        raise last_error
+
+    async def _attempt(
+        self, job: Job, model: ModelInfo, adapter: ProviderAdapter, writer: JobEvents, attempts: int
+    ) -> LLMResponse:
+        request = job.request
+        call = ProviderCall(
+            model=model,
+            request=request,
+            timeout=max(0.001, job.deadline - time.time()),
+            headers=request.context.headers(),
+        )
+        parts: list[str] = []
+        first: float | None = None
+        end: StreamEnd | None = None
+        relay = job.stream
+        async for item in adapter.stream(call):
+            if type(item) is str:
+                if first is None:
+                    first = time.time()
+                parts.append(item)
+                if relay:
+                    writer.push(item)
+            else:
+                end = item  # type: ignore[assignment]
+        if end is None:
+            raise ProviderError("the provider's stream ended without a final message")
+        if (
+            end.ratelimit is not None
+            and end.ratelimit.remaining_requests == 0
+            and end.ratelimit.reset_requests_s
+        ):
+            await self._limiter.pause(model.provider, end.ratelimit.reset_requests_s, "remaining requests 0")
+        now = time.time()
+        usage = end.usage
+        latency = now - job.enqueued_at
+        labels = (model.provider, model.name)
+        self._metrics.latency.labels(*labels).observe(latency)
+        if first is not None:
+            self._metrics.ttft.labels(*labels).observe(first - job.enqueued_at)
+        self._metrics.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
+        self._metrics.tokens.labels(*labels, "completion").inc(usage.completion_tokens)
+        cost = model.cost(usage.prompt_tokens, usage.completion_tokens)
+        self._metrics.cost.labels(*labels).inc(cost)
+        self._metrics.requests.labels(*labels, "ok").inc()
+        return LLMResponse(
+            request_id=job.request_id,
+            model=model.name,
+            provider=model.provider,
+            content="".join(parts),
+            finish_reason=end.finish_reason,
+            usage=usage,
+            cost_usd=cost,
+            latency_ms=round(latency * 1000, 3),
+            ttft_ms=round((first - job.enqueued_at) * 1000, 3) if first is not None else None,
+            attempts=attempts,
+            trace_id=request.trace_id,
+            source_agent=request.source_agent,
+            session_id=request.session_id,
+        )
+
+    async def _record_error(self, job: Job, err: LLMRelayError) -> None:
+        message = redact(f"{type(err).__name__}: {err.message}")[:2000]
+        await self._redis.hset(keys.state(job.provider, job.request_id), "last_error", message)  # type: ignore[misc]
+
+    async def _dead_letter_undecodable(
+        self,
+        provider: str,
+        request_id: str,
+        stream_key: str,
+        entry_id: str,
+        err: InvalidRequestError,
+        raw: bytes,
+    ) -> None:
+        """A payload that does not decode cannot be run: it goes to the dead-letter stream at once."""
+        if not keys.valid_request_id(request_id):
+            request_id = "invalid-" + entry_id
+        log.error("undecodable job dead-lettered", provider=provider, entry_id=entry_id, error=err.message)
+        self._metrics.dead_letters.labels(provider).inc()
+        writer = JobEvents(
+            self._redis,
+            provider,
+            request_id,
+            context={},
+            stream_key=stream_key,
+            entry_id=entry_id,
+            deliveries="",
+            last_index=0,
+            ttl_ms=int(self._settings.result_ttl * 1000),
+        )
+        await writer.fail("dead", err, raw[:65536])
+
+
+def _retry_after(err: LLMRelayError) -> float | None:
+    value = err.data.get("retry_after")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _backoff(retry: int, base: float, cap: float, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter; a provider's retry-after is a floor."""
+    delay = random.uniform(0, min(cap, base * (2**retry)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,402 @@
+"""The worker process: consumer loops per provider, leases, reclaim, cancellation, heartbeat, shutdown.
+
+Lifecycle: ``start`` opens Redis, creates the consumer groups and starts one consumer loop per provider;
+``stop`` stops reading, lets in-flight jobs finish within the grace period, then cancels the rest and
+leaves them unacknowledged, marked idle, so that another worker reclaims them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared import keys
+from shared.catalog import PROVIDERS
+from shared.governance import Governance
+from shared.metrics import WorkerMetrics
+from shared.settings import Settings
+from worker.providers import build_adapter
+from worker.providers.base import ProviderAdapter
+from worker.ratelimit import RateLimiter
+from worker.runner import CancelReason, JobRunner, Running
+
+log = structlog.get_logger("llmrelay.worker")
+
+#: How long a blocking read waits before the loop checks whether it should stop.
+READ_BLOCK_MS = 500
+HEARTBEAT_SECONDS = 2.0
+
+
+class Worker:
+    """One worker process: runs jobs of the given providers, ``concurrency`` at a time per provider."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        providers: Iterable[str] = PROVIDERS,
+        concurrency: int | None = None,
+        registry: CollectorRegistry | None = None,
+        adapters: dict[str, ProviderAdapter] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.providers = list(providers)
+        unknown = set(self.providers) - set(PROVIDERS)
+        if unknown:
+            raise ValueError(f"unknown providers: {sorted(unknown)}")
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.governance = Governance.from_settings(settings)
+        self.registry = registry or CollectorRegistry()
+        self.metrics = WorkerMetrics.create(self.registry)
+        self._adapters: dict[str, ProviderAdapter] = dict(adapters or {})
+        self._running: dict[str, dict[str, Running]] = {p: {} for p in self.providers}
+        self._slots: dict[str, asyncio.Event] = {p: asyncio.Event() for p in self.providers}
+        self._batch_inflight: dict[str, int] = dict.fromkeys(self.providers, 0)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._redis: Redis | None = None
+        self._blocking: Redis | None = None
+        self.started = asyncio.Event()
+        self.jobs_done = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        pool = BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            max_connections=self.settings.redis_pool_size,
+            timeout=10,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+        )
+        self._redis = Redis(connection_pool=pool)
+        # Blocking reads hold their connection: one per provider loop plus one for control messages.
+        self._blocking = Redis.from_url(
+            self.settings.redis_url, max_connections=len(self.providers) + 4, socket_connect_timeout=5
+        )
+        await self._until_redis()
+        for provider in self.providers:
+            for lane in keys.LANES:
+                await self._ensure_group(keys.work_stream(provider, lane))
+        self.limiter = RateLimiter(self._redis, self.settings, self.metrics)
+        self.runner = JobRunner(
+            self._redis,
+            self.settings,
+            self.governance,
+            self._adapter,
+            self.limiter,
+            self.metrics,
+            self.worker_id,
+        )
+        await self._heartbeat_once()
+        for provider in self.providers:
+            self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
+        self._tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
+        self._tasks.append(asyncio.create_task(self._control(), name="control"))
+        self.started.set()
+        log.info(
+            "worker started", worker_id=self.worker_id, providers=self.providers, concurrency=self.concurrency
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking jobs, finish in-flight ones within ``grace`` seconds, hand the rest back."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        self._stopping.set()
+        for task in self._tasks:
+            if task.get_name().startswith("consume-") or task.get_name() == "control":
+                task.cancel()
+        inflight = [r.task for per in self._running.values() for r in per.values() if r.task is not None]
+        if inflight:
+            log.info("draining in-flight jobs", count=len(inflight), grace=grace)
+            _done, pending = await asyncio.wait(inflight, timeout=grace)
+            if pending:
+                handed_back = await self._hand_back()
+                log.warning("grace period over; jobs handed back", count=handed_back)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._deregister()
+        for adapter in self._adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+        for client in (self._redis, self._blocking):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+        log.info("worker stopped", worker_id=self.worker_id, jobs_done=self.jobs_done)
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        await self._stopping.wait()
+
+    @property
+    def redis(self) -> Redis:
+        assert self._redis is not None, "the worker is not started"
+        return self._redis
+
+    def _adapter(self, provider: str) -> ProviderAdapter:
+        adapter = self._adapters.get(provider)
+        if adapter is None:
+            adapter = build_adapter(provider, self.settings)
+            self._adapters[provider] = adapter
+        return adapter
+
+    async def _until_redis(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.redis.ping()
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                log.warning("Redis not reachable; retrying", delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _ensure_group(self, stream: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- consuming ------------------------------------------------------------------------------------
+
+    def _batch_cap(self) -> int:
+        return max(self.settings.batch_min_slots, int(self.concurrency * self.settings.batch_max_share))
+
+    async def _consume(self, provider: str) -> None:
+        """Interactive entries first; batch entries within their share of the slots; block when idle."""
+        interactive = keys.work_stream(provider, "interactive")
+        batch = keys.work_stream(provider, "batch")
+        running = self._running[provider]
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                free = self.concurrency - len(running)
+                if free <= 0:
+                    self._slots[provider].clear()
+                    await self._slots[provider].wait()
+                    continue
+                got = await self._read(provider, {interactive: ">"}, free, block=None)
+                free -= got
+                batch_room = min(free, self._batch_cap() - self._batch_inflight[provider])
+                if batch_room > 0:
+                    got += await self._read(provider, {batch: ">"}, batch_room, block=None)
+                if got == 0:
+                    streams = {interactive: ">", batch: ">"} if batch_room > 0 else {interactive: ">"}
+                    await self._read(provider, streams, 1, block=READ_BLOCK_MS)
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("Redis read failed; retrying", provider=provider, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    for lane in keys.LANES:
+                        await self._ensure_group(keys.work_stream(provider, lane))
+                else:
+                    raise
+
+    async def _read(self, provider: str, streams: dict[str, str], count: int, block: int | None) -> int:
+        assert self._blocking is not None
+        client = self._blocking if block is not None else self.redis
+        reply = await client.xreadgroup(keys.GROUP, self.worker_id, streams, count=count, block=block)  # type: ignore[arg-type]
+        started = 0
+        for stream, entries in reply or ():
+            lane = "batch" if stream.endswith(b":batch") else "interactive"
+            for entry_id, fields in entries:
+                if fields:
+                    self._launch(provider, lane, entry_id.decode(), fields)
+                    started += 1
+        return started
+
+    def _launch(self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        request_id = fields.get(b"id", b"").decode(errors="replace")
+        running = Running(request_id=request_id, entry_id=entry_id, lane=lane)
+        self._running[provider][entry_id] = running
+        if lane == "batch":
+            self._batch_inflight[provider] += 1
+        self.metrics.inflight.labels(provider, lane).inc()
+        running.task = asyncio.create_task(self._run(provider, lane, entry_id, fields, running))
+
+    async def _run(
+        self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes], running: Running
+    ) -> None:
+        try:
+            await self.runner.run(provider, lane, entry_id, fields, running)
+            self.jobs_done += 1
+        except asyncio.CancelledError:
+            pass
+        except (RedisError, OSError) as exc:
+            # The job stays pending under this consumer and is reclaimed once its lease runs out.
+            log.error(
+                "Redis failed during a job; it will be reclaimed", provider=provider, error=type(exc).__name__
+            )
+        except Exception:
+            log.exception("job crashed; it will be reclaimed", provider=provider, entry_id=entry_id)
+        finally:
+            self._running[provider].pop(entry_id, None)
+            if lane == "batch":
+                self._batch_inflight[provider] -= 1
+            self.metrics.inflight.labels(provider, lane).dec()
+            self._slots[provider].set()
+
+    # -- leases, reclaim, heartbeat -------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        """Renew the leases of running jobs, reclaim stalled ones, beat the heart."""
+        lease = self.settings.lease_seconds
+        renew_every = max(0.05, lease / 3)
+        next_reclaim = next_beat = 0.0
+        while True:
+            try:
+                await self._renew()
+                now = time.monotonic()
+                if now >= next_reclaim and not self._stopping.is_set():
+                    await self._reclaim()
+                    next_reclaim = now + max(0.05, lease / 2)
+                if now >= next_beat:
+                    await self._heartbeat_once()
+                    next_beat = now + HEARTBEAT_SECONDS
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("maintenance round failed", error=type(exc).__name__)
+            await asyncio.sleep(renew_every)
+
+    async def _renew(self) -> None:
+        for provider, running in self._running.items():
+            by_lane: dict[str, list[str]] = {}
+            for r in running.values():
+                by_lane.setdefault(r.lane, []).append(r.entry_id)
+            for lane, ids in by_lane.items():
+                await self.redis.xclaim(
+                    keys.work_stream(provider, lane), keys.GROUP, self.worker_id, 0, ids, justid=True
+                )
+
+    async def _reclaim(self) -> None:
+        min_idle = int(self.settings.lease_seconds * 1000)
+        for provider in self.providers:
+            for lane in keys.LANES:
+                stream = keys.work_stream(provider, lane)
+                cursor = "0-0"
+                while True:
+                    free = self.concurrency - len(self._running[provider])
+                    if free <= 0:
+                        break
+                    reply = await self.redis.xautoclaim(
+                        stream, keys.GROUP, self.worker_id, min_idle, start_id=cursor, count=free
+                    )
+                    cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+                    for entry_id, fields in reply[1]:
+                        if fields and entry_id.decode() not in self._running[provider]:
+                            log.info("reclaimed a stalled job", provider=provider, entry_id=entry_id.decode())
+                            self._launch(provider, lane, entry_id.decode(), fields)
+                    if cursor == "0-0":
+                        break
+
+    async def _hand_back(self) -> int:
+        """Cancel what is still running and mark it idle past the lease so others reclaim it at once."""
+        count = 0
+        idle_ms = int(self.settings.lease_seconds * 1000) + 1
+        for provider, running in self._running.items():
+            for r in list(running.values()):
+                r.cancel_reason = CancelReason.SHUTDOWN
+                if r.task is not None:
+                    r.task.cancel()
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.xclaim(
+                        keys.work_stream(provider, r.lane),
+                        keys.GROUP,
+                        self.worker_id,
+                        0,
+                        [r.entry_id],
+                        idle=idle_ms,
+                        justid=True,
+                    )
+                count += 1
+        tasks = [r.task for per in self._running.values() for r in per.values() if r.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return count
+
+    def _snapshot(self) -> dict[str, Any]:
+        samples: dict[str, list[Any]] = {}
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                samples.setdefault(sample.name, []).append([sample.labels, sample.value])
+        return samples
+
+    async def _heartbeat_once(self) -> None:
+        ttl = int(max(10, HEARTBEAT_SECONDS * 5))
+        info = {
+            "worker_id": self.worker_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "providers": self.providers,
+            "concurrency": self.concurrency,
+            "inflight": {p: len(r) for p, r in self._running.items()},
+            "jobs_done": self.jobs_done,
+            "ts": time.time(),
+        }
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.worker_heartbeat(self.worker_id), orjson.dumps(info), ex=ttl)
+            pipe.set(keys.worker_metrics(self.worker_id), orjson.dumps(self._snapshot()), ex=ttl * 3)
+            pipe.zadd(keys.WORKERS_REGISTRY, {self.worker_id: time.time()})
+            await pipe.execute()
+
+    async def _deregister(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(keys.worker_heartbeat(self.worker_id))
+                pipe.zrem(keys.WORKERS_REGISTRY, self.worker_id)
+                for provider in self.providers:
+                    for lane in keys.LANES:
+                        pipe.xgroup_delconsumer(keys.work_stream(provider, lane), keys.GROUP, self.worker_id)
+                await pipe.execute(raise_on_error=False)
+
+    # -- cancellation ---------------------------------------------------------------------------------
+
+    async def _control(self) -> None:
+        """Cancel running jobs when their callers ask (messages on the providers' control channels)."""
+        assert self._blocking is not None
+        while True:
+            pubsub = self._blocking.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*(keys.control_channel(p) for p in self.providers))
+                async for message in pubsub.listen():
+                    if message["type"] != "message":
+                        continue
+                    provider = message["channel"].decode().rsplit(":", 1)[-1]
+                    self._cancel_local(provider, message["data"].decode(errors="replace"))
+            except asyncio.CancelledError:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+                raise
+            except (RedisError, OSError):
+                await asyncio.sleep(0.5)
+
+    def _cancel_local(self, provider: str, request_id: str) -> None:
+        for running in self._running.get(provider, {}).values():
+            if running.request_id == request_id and running.task is not None:
+                running.cancel_reason = CancelReason.CALLER
+                running.task.cancel()
+                log.info("cancelling a running job", provider=provider, request_id=request_id)
