@@ -83,10 +83,16 @@ def missing_key(provider: Provider) -> AuthenticationError:
 
 def clean_text(text: object) -> str:
     """Provider text made safe to show: secrets masked, one line, bounded."""
-    flat = " ".join(str(text).split())
+    try:
+        raw = str(text)
+    except Exception:
+        # An exception whose __str__ fails must not turn a translation into a new failure.
+        raw = ""
+    # Redact before cutting, so that a cut can never leave a key's prefix behind unmasked.
+    flat = redact(" ".join(raw.split()))
     if len(flat) > MAX_MESSAGE_CHARS:
         flat = flat[:MAX_MESSAGE_CHARS] + "…"
-    return redact(flat)
+    return flat
 
 
 # -- headers ------------------------------------------------------------------------------------------
