@@ -160,7 +160,7 @@ class LLMProducer:
         """Queue a request and return its id at once; ``result(request_id)`` waits for the response."""
         job = self._job(request, stream=False)
         outcome = await self._call(self._enqueue_job(job))
-        if outcome[0] == "full":
+        if _text(outcome[0]) == "full":
             raise self._queue_full(job)
         return job.request_id
 

@@ -1,0 +1,340 @@
+"""The queue end to end in one process: producer -> Redis streams -> worker -> SDK -> simulator -> back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+
+from producer import LLMProducer
+from shared import (
+    DeadLetteredError,
+    JobNotFoundError,
+    LLMRequest,
+    ModelNotAllowedError,
+    ProviderUnavailableError,
+    QueueFullError,
+    RequestCancelledError,
+    RequestTimeoutError,
+    Settings,
+    keys,
+)
+from shared.jobs import Job
+from simulator.reply import reply_for
+from simulator.server import SimulatorServer
+from tests.queue.conftest import poll, rdb
+from worker.service import Worker
+
+MODELS = ["gpt-4.1", "gpt-5", "claude-3-5-haiku", "gemini-2.0-flash"]
+
+
+def req(text: str = "hello there", model: str = "gpt-4.1", **kw: object) -> LLMRequest:
+    return LLMRequest(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_completes_through_the_queue_with_usage_cost_and_context(
+    model: str, producer: LLMProducer, worker: Worker, sim: SimulatorServer
+) -> None:
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    response = await producer.complete(
+        req("tell me a story", model, trace_id=trace, source_agent="planner", session_id="s-1")
+    )
+    assert response.content == "".join(reply_for("tell me a story", 20))
+    assert response.usage.completion_tokens == 20
+    assert response.usage.total_tokens == response.usage.prompt_tokens + 20
+    info = producer.governance.catalog.resolve(model)
+    assert response.cost_usd == pytest.approx(info.cost(response.usage.prompt_tokens, 20))
+    assert response.provider == info.provider and response.model == info.name
+    assert (response.trace_id, response.source_agent, response.session_id) == (trace, "planner", "s-1")
+    assert response.attempts == 1 and response.latency_ms > 0 and response.ttft_ms is not None
+    seen = sim.requests()[-1]["headers"]
+    assert (
+        seen["x-trace-id"] == trace and seen["x-source-agent"] == "planner" and seen["x-session-id"] == "s-1"
+    )
+    assert seen["traceparent"].startswith(f"00-{trace}-")
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_streams_tokens_in_order(model: str, producer: LLMProducer, worker: Worker) -> None:
+    text = "stream please [[sim:tokens=30 tps=2000]]"
+    parts = [t async for t in producer.stream(req(text, model))]
+    assert "".join(parts) == "".join(reply_for(text, 30))
+    assert len(parts) >= 2  # tokens arrive as they are generated, not all at the end
+
+
+async def test_events_carry_indexes_and_context(producer: LLMProducer, worker: Worker) -> None:
+    events = [e async for e in producer.events(req("idx [[sim:tps=500]]", trace_id="t-1", source_agent="a"))]
+    assert [e["index"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "done"
+    assert all(e["trace_id"] == "t-1" and e["source_agent"] == "a" for e in events)
+
+
+async def test_result_survives_the_caller(producer: LLMProducer, worker: Worker, settings: Settings) -> None:
+    request_id = await producer.submit(req("fire and forget", request_id="ff-1"))
+    assert request_id == "ff-1"
+    async with LLMProducer(settings) as other:  # a different process, after a disconnect
+        response = await other.result("ff-1", timeout=10)
+    assert response.content == "".join(reply_for("fire and forget", 20))
+    assert await producer.status("ff-1") == "done"
+
+
+async def test_same_request_id_runs_once_and_both_callers_get_the_result(
+    producer: LLMProducer, worker: Worker, sim: SimulatorServer, settings: Settings
+) -> None:
+    r = req("idempotent [[sim:ttft_ms=200]]", request_id="same-1")
+    async with LLMProducer(settings) as other:
+        first, second = await asyncio.gather(producer.complete(r), other.complete(r))
+    third = await producer.complete(r)  # after the end: the stored result, no new run
+    assert first == second == third
+    assert sum(1 for rec in sim.requests() if "idempotent" in orjson.dumps(rec["body"]).decode()) == 1
+
+
+async def test_second_caller_streams_from_the_start(
+    producer: LLMProducer, worker: Worker, settings: Settings
+) -> None:
+    r = req("late joiner [[sim:tps=100 tokens=15]]", request_id="join-1")
+    first = asyncio.create_task(_collect(producer.stream(r)))
+    await asyncio.sleep(0.05)
+    async with LLMProducer(settings) as other:
+        late = await _collect(other.stream(r))
+    assert late == await first == "".join(reply_for("late joiner", 15))
+
+
+async def _collect(stream: object) -> str:
+    return "".join([t async for t in stream])  # type: ignore[attr-defined]
+
+
+async def test_resume_after_an_index_misses_nothing(producer: LLMProducer, worker: Worker) -> None:
+    events = [e async for e in producer.events(req("resume me [[sim:tps=400]]", request_id="res-1"))]
+    cut = len(events) // 2
+    resumed = [e async for e in producer.resume("res-1", events[cut - 1]["index"])]
+    assert resumed == events[cut:]
+
+
+async def test_disallowed_model_is_refused_before_anything_is_queued(
+    settings: Settings, worker: Worker, sim: SimulatorServer
+) -> None:
+    narrow = settings.model_copy(update={"allowed_models": ["gpt-4.1-mini"]})
+    async with LLMProducer(narrow) as p:
+        with pytest.raises(ModelNotAllowedError):
+            await p.complete(req("no", "gpt-4.1"))
+        with pytest.raises(ModelNotAllowedError):
+            await p.complete(req("no", "gpt-4.1-mini", fallback_models=["claude-3-5-sonnet"]))
+    assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "interactive")) == 0
+    assert sim.requests() == []
+
+
+async def test_worker_refuses_a_disallowed_model_that_was_queued_anyway(
+    settings: Settings, producer: LLMProducer, sim: SimulatorServer
+) -> None:
+    narrow = settings.model_copy(update={"allowed_models": ["gpt-4.1-mini"]})
+    w = Worker(narrow, concurrency=4)
+    await w.start()
+    try:
+        with pytest.raises(ModelNotAllowedError):
+            await producer.complete(req("sneaky", "gpt-4.1"))
+    finally:
+        await w.stop(grace=1)
+    assert sim.requests() == []
+
+
+async def test_undecodable_payload_goes_to_the_dead_letter_stream(settings: Settings, worker: Worker) -> None:
+    client = rdb(settings.redis_url)
+    stream = keys.work_stream("openai", "interactive")
+    client.xadd(stream, {"id": "garbage-1", "j": b"{not json"})
+    dead = await poll(lambda: client.xrange(keys.dead_letter("openai")))
+    assert dead[0][1][b"id"] == b"garbage-1"
+    assert b"does not decode" in dead[0][1][b"error"]
+    # The worker keeps serving.
+    async with LLMProducer(settings) as p:
+        assert (await p.complete(req("still alive"))).content
+    assert client.xlen(stream) == 0
+
+
+async def test_delivery_cap_dead_letters_and_tells_the_caller(
+    settings: Settings, producer: LLMProducer
+) -> None:
+    capped = settings.model_copy(update={"max_deliveries": 2, "lease_seconds": 0.3})
+    client = rdb(settings.redis_url)
+    stream = keys.work_stream("openai", "interactive")
+    client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+    request_id = await producer.submit(req("poison", request_id="poison-1"))
+    # Two deliveries that "crash": read by consumers that never finish.
+    for name in ("crashed-a", "crashed-b"):
+        client.xreadgroup(keys.GROUP, name, {stream: ">"}, count=1)
+        client.hincrby(keys.state("openai", request_id), "deliveries", 1)
+        client.hset(keys.state("openai", request_id), "last_error", "ProviderUnavailableError: boom")
+        client.xclaim(stream, keys.GROUP, name, 0, [client.xrange(stream)[0][0]])
+    w = Worker(capped, concurrency=4)
+    await w.start()
+    try:
+        with pytest.raises(DeadLetteredError) as info:
+            await producer.result(request_id, timeout=10)
+    finally:
+        await w.stop(grace=1)
+    assert "boom" in info.value.data["last_error"]
+    dead = client.xrange(keys.dead_letter("openai"))
+    assert dead[0][1][b"id"] == b"poison-1" and b"poison" in dead[0][1][b"job"]
+    assert client.xlen(stream) == 0
+
+
+async def test_job_past_its_deadline_is_never_started(
+    settings: Settings, producer: LLMProducer, sim: SimulatorServer
+) -> None:
+    request_id = await producer.submit(req("too late", timeout=0.2))
+    await asyncio.sleep(0.4)
+    w = Worker(settings, concurrency=4)
+    await w.start()
+    try:
+        with pytest.raises(RequestTimeoutError):
+            await producer.result(request_id, timeout=10)
+    finally:
+        await w.stop(grace=1)
+    assert sim.requests() == []
+
+
+async def test_caller_gives_up_at_the_deadline_when_no_worker_runs(producer: LLMProducer) -> None:
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError):
+        await producer.complete(req("nobody home", timeout=0.3))
+    assert time.monotonic() - started < 5
+
+
+async def test_deadline_cuts_a_slow_generation(producer: LLMProducer, worker: Worker) -> None:
+    with pytest.raises(RequestTimeoutError):
+        await producer.complete(req("slow [[sim:ttft_ms=3000]]", timeout=0.5))
+
+
+async def test_cancel_a_queued_job(producer: LLMProducer, settings: Settings, sim: SimulatorServer) -> None:
+    request_id = await producer.submit(req("cancel me while queued"))
+    assert await producer.cancel(request_id)
+    with pytest.raises(RequestCancelledError):
+        await producer.result(request_id, timeout=5)
+    w = Worker(settings, concurrency=4)
+    await w.start()
+    await asyncio.sleep(0.2)
+    await w.stop(grace=1)
+    assert sim.requests() == []
+    assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "interactive")) == 0
+
+
+async def test_cancel_a_running_job_frees_its_slot(producer: LLMProducer, worker: Worker) -> None:
+    stream = producer.events(req("long one [[sim:tokens=400 tps=50]]", request_id="run-cancel"))
+    first = await stream.__anext__()
+    assert first["type"] == "token"
+    assert await producer.cancel("run-cancel")
+    with pytest.raises(RequestCancelledError):
+        async for _ in stream:
+            pass
+    await poll(lambda: not worker._running["openai"])
+    assert await producer.status("run-cancel") == "cancelled"
+
+
+async def test_cancel_of_an_unknown_request_is_not_found(producer: LLMProducer) -> None:
+    with pytest.raises(JobNotFoundError):
+        await producer.cancel("never-seen")
+    with pytest.raises(JobNotFoundError):
+        await producer.result("never-seen", timeout=1)
+
+
+async def test_full_queue_fails_fast(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_queue_length": 3})
+    async with LLMProducer(small) as p:
+        for i in range(3):
+            await p.submit(req(f"fill {i}"))
+        with pytest.raises(QueueFullError) as info:
+            await p.submit(req("one too many"))
+    assert info.value.retry_after is not None
+
+
+async def test_retryable_fault_is_retried_with_a_restart_event(producer: LLMProducer, worker: Worker) -> None:
+    text = "flaky [[sim:fault=cut after=5 times=1 tps=1000]]"
+    events = [e async for e in producer.events(req(text))]
+    kinds = [e["type"] for e in events]
+    assert "restart" in kinds
+    after_restart = kinds.index("restart")
+    text_after = "".join(e["text"] for e in events[after_restart:] if e["type"] == "token")
+    assert text_after == "".join(reply_for(text, 20))
+    assert events[-1]["response"]["attempts"] == 2
+
+
+async def test_stream_hides_a_restart_when_the_retry_repeats_the_text(
+    producer: LLMProducer, worker: Worker
+) -> None:
+    text = "seamless [[sim:fault=cut after=4 times=1 tps=1000]]"
+    assert await _collect(producer.stream(req(text))) == "".join(reply_for(text, 20))
+
+
+async def test_retries_stop_at_max_retries(
+    settings: Settings, producer: LLMProducer, sim: SimulatorServer
+) -> None:
+    strict = settings.model_copy(update={"max_retries": 2})
+    w = Worker(strict, concurrency=4)
+    await w.start()
+    try:
+        with pytest.raises(ProviderUnavailableError):
+            await producer.complete(req("always down [[sim:fault=500]]"))
+    finally:
+        await w.stop(grace=1)
+    assert len(sim.requests()) == 3
+
+
+async def test_failover_only_when_asked(producer: LLMProducer, worker: Worker, sim: SimulatorServer) -> None:
+    down = "[[sim:fault=503 provider=openai]]"
+    with pytest.raises(ProviderUnavailableError):
+        await producer.complete(req(f"no failover {down}"))
+    response = await producer.complete(req(f"with failover {down}", fallback_models=["claude-3-5-haiku"]))
+    assert response.provider == "anthropic" and response.model == "claude-3-5-haiku"
+    assert response.attempts == 4 + 1  # max_retries + 1 on openai, then anthropic
+
+
+async def test_rate_limited_provider_pauses_every_worker(
+    producer: LLMProducer, worker: Worker, sim: SimulatorServer, settings: Settings
+) -> None:
+    started = time.monotonic()
+    response = await producer.complete(req("slow down [[sim:fault=429 retry_after=1 times=1]]"))
+    assert response.attempts == 2
+    assert time.monotonic() - started >= 0.9
+    assert rdb(settings.redis_url).pttl(keys.pause("openai")) <= 0  # the pause has run out
+
+
+async def test_interactive_lane_is_served_before_a_batch_backlog(
+    settings: Settings, sim: SimulatorServer
+) -> None:
+    async with LLMProducer(settings) as p:
+        batch_ids = [await p.submit(req(f"bulk {i} [[sim:ttft_ms=50]]", priority="batch")) for i in range(40)]
+        urgent = await p.submit(req("urgent [[sim:ttft_ms=50]]"))
+        w = Worker(settings.model_copy(update={"batch_max_share": 0.25}), concurrency=4)
+        await w.start()
+        try:
+            await p.result(urgent, timeout=10)
+            client = rdb(settings.redis_url)
+            done_batch = sum(client.hget(keys.state("openai", rid), "status") == b"done" for rid in batch_ids)
+            # The urgent job went through while at most a few batch jobs (one slot's worth) ran.
+            assert done_batch <= 4
+            for rid in batch_ids:  # and the batch lane is not starved
+                await p.result(rid, timeout=30)
+        finally:
+            await w.stop(grace=2)
+
+
+async def test_producer_reports_an_unreachable_redis(settings: Settings) -> None:
+    from shared import BackendUnavailableError
+
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with pytest.raises(BackendUnavailableError):
+        async with LLMProducer(broken):
+            pass
+
+
+def test_job_codec_refuses_foreign_providers() -> None:
+    from shared import InvalidRequestError
+
+    good = Job("r", "openai", "gpt-4.1", req(), 0.0, 1.0)
+    data = orjson.loads(good.encode())
+    data["p"] = "mystery"
+    with pytest.raises(InvalidRequestError):
+        Job.decode(orjson.dumps(data))
