@@ -59,6 +59,13 @@ class ModelInfo:
 
 
 _FIELDS = {f for f in ModelInfo.__dataclass_fields__ if f != "name"}
+_REQUIRED = {
+    "provider", "api_id", "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens", "tier",
+}  # fmt: skip
+_NUMERIC = {
+    "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens",
+    "long_context_threshold", "input_per_mtok_long", "output_per_mtok_long",
+}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -102,6 +109,13 @@ class Catalog:
                 raise ValueError(f"catalog entry {name!r}: provider must be one of {PROVIDERS}")
             if entry.get("tier") not in TIERS:
                 raise ValueError(f"catalog entry {name!r}: tier must be one of {TIERS}")
+            missing = _REQUIRED - set(entry)
+            if missing:
+                raise ValueError(f"catalog entry {name!r} lacks required fields: {sorted(missing)}")
+            for key in _NUMERIC & set(entry):
+                value = entry[key]
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                    raise ValueError(f"catalog entry {name!r}: {key} must be a number, not {value!r}")
             values = dict(entry)
             values["aliases"] = tuple(values.get("aliases", ()))
             models[name] = ModelInfo(name=name, **values)

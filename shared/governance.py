@@ -11,7 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.catalog import Catalog, ModelInfo, Tier
-from shared.errors import ContextLengthExceededError, InvalidRequestError, ModelNotAllowedError
+from shared.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelNotAllowedError,
+    UnknownModelError,
+)
 from shared.models import LLMRequest
 from shared.settings import Settings
 
@@ -105,7 +110,9 @@ class Governance:
 
     def check(self, model: str, *, field: str = "model") -> ModelInfo:
         """The catalog entry of an allowed model; UnknownModelError or ModelNotAllowedError otherwise."""
-        info = self.catalog.resolve(model)
+        info = self.catalog.get(model)
+        if info is None:
+            raise UnknownModelError(f"unknown model {model!r}", data={"field": field, "model": model})
         if info.name not in self.allowed:
             raise ModelNotAllowedError(
                 f"model {model!r} is not allowed here", data={"field": field, "model": model}

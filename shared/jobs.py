@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from shared.catalog import PROVIDERS, Provider
 from shared.errors import InvalidRequestError
+from shared.keys import LANES, valid_request_id
 from shared.models import LLMRequest, Priority
 
 
@@ -50,15 +51,21 @@ class Job:
             provider = data["p"]
             if provider not in PROVIDERS:
                 raise InvalidRequestError(f"job names unknown provider {provider!r}")
+            request_id = data["id"]
+            if not isinstance(request_id, str) or not valid_request_id(request_id):
+                raise InvalidRequestError("job id is not a valid request id")
+            lane = data.get("l", "interactive")
+            if lane not in LANES:
+                raise InvalidRequestError(f"job names unknown lane {lane!r}")
             return cls(
-                request_id=str(data["id"]),
+                request_id=request_id,
                 provider=provider,
                 model=str(data["m"]),
                 request=LLMRequest.model_validate(data["r"]),
                 enqueued_at=float(data["t"]),
                 deadline=float(data["d"]),
                 stream=bool(data.get("s", True)),
-                lane=data.get("l", "interactive"),
+                lane=lane,
                 fallbacks=[str(m) for m in data.get("f", [])],
             )
         except InvalidRequestError:

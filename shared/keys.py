@@ -69,9 +69,9 @@ def worker_metrics(worker_id: str) -> str:
     return f"{PREFIX}:metrics:{worker_id}"
 
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
 def valid_request_id(request_id: str) -> bool:
     """Request ids end up in key names: the same alphabet LLMRequest.request_id accepts."""
-    return bool(_VALID_ID.match(request_id))
+    return _VALID_ID.fullmatch(request_id) is not None

@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from shared.redaction import redaction_processor, register_secrets
+from shared.redaction import redact, redaction_processor, register_secrets
 from shared.settings import Settings
 
 
@@ -31,7 +31,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redaction_processor,
-        renderer,
+        _redacted(renderer),
     ]
     structlog.configure(
         processors=processors,
@@ -47,12 +47,28 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     root.setLevel(max(level, logging.WARNING))
 
 
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        from shared.redaction import redact
+def _redacted(renderer: Any) -> Any:
+    """Mask secrets once more in the rendered line: objects (exceptions) are only turned to text there."""
 
+    def render(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+        return redact(str(renderer(logger, method, event_dict)))
+
+    return render
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks secrets in standard-library log records: the message, the traceback and the stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = ()
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.catalog import Provider, Tier
 
@@ -49,8 +49,10 @@ class A2AContext(_Strict):
             out["X-Trace-Id"] = self.trace_id
             tid = self.trace_id.lower()
             if len(tid) == 32 and all(c in "0123456789abcdef" for c in tid) and tid != "0" * 32:
-                # The parent span id is derived from the trace id so that every attempt is stable.
-                out["traceparent"] = f"00-{tid}-{tid[:16]}-01"
+                # The parent span id is derived from the trace id so that every attempt is stable; W3C
+                # receivers discard an all-zero parent id, so take the half that is not zero.
+                parent = tid[:16] if tid[:16] != "0" * 16 else tid[16:]
+                out["traceparent"] = f"00-{tid}-{parent}-01"
         if self.source_agent:
             out["X-Source-Agent"] = self.source_agent
         if self.session_id:
@@ -103,14 +105,15 @@ class LLMRequest(_Strict):
             raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are accepted")
         return value
 
-    @model_validator(mode="after")
-    def _check_conversation(self) -> LLMRequest:
-        if all(m.role == "system" for m in self.messages):
+    @field_validator("messages")
+    @classmethod
+    def _check_conversation(cls, messages: list[Message]) -> list[Message]:
+        if all(m.role == "system" for m in messages):
             raise ValueError("messages must contain at least one user or assistant message")
-        total = sum(len(m.content) for m in self.messages)
+        total = sum(len(m.content) for m in messages)
         if total > MAX_TOTAL_CHARS:
             raise ValueError(f"messages hold {total} characters; at most {MAX_TOTAL_CHARS} are accepted")
-        return self
+        return messages
 
     @property
     def context(self) -> A2AContext:

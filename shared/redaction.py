@@ -9,8 +9,8 @@ from typing import Any
 MASK = "[REDACTED]"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), MASK),  # Anthropic
-    (re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"), MASK),  # OpenAI
+    (re.compile(r"(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_\-]{8,}"), MASK),  # Anthropic
+    (re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"), MASK),  # OpenAI
     (re.compile(r"AIza[0-9A-Za-z_\-]{30,}"), MASK),  # Google
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/\-]+=*"), r"\1" + MASK),
     (
@@ -43,8 +43,12 @@ def redact_value(value: Any) -> Any:
         return redact(value)
     if isinstance(value, Mapping):
         return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(redact_value(v) for v in value))
     if isinstance(value, list | tuple):
         return type(value)(redact_value(v) for v in value)
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
     return value
 
 

@@ -155,12 +155,14 @@ class Settings(BaseSettings):
 
 
 def _redis_password(url: str) -> str | None:
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
     try:
-        return urlsplit(url).password
+        password = urlsplit(url).password
     except ValueError:
         return None
+    # redis-py decodes percent-escapes before it sends the password: mask it as it is used.
+    return unquote(password) if password else None
 
 
 __all__ = ["DEFAULT_ALLOWED_MODELS", "DEFAULT_TIER_MODELS", "PROVIDERS", "RateLimit", "Settings"]

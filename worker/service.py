@@ -38,6 +38,7 @@ log = structlog.get_logger("llmrelay.worker")
 
 #: How long a blocking read waits before the loop checks whether it should stop.
 READ_BLOCK_MS = 500
+CAPPED_BLOCK_MS = 20
 HEARTBEAT_SECONDS = 2.0
 
 
@@ -198,8 +199,12 @@ class Worker:
                 if batch_room > 0:
                     got += await self._read(provider, {batch: ">"}, batch_room, block=None)
                 if got == 0:
-                    streams = {interactive: ">", batch: ">"} if batch_room > 0 else {interactive: ">"}
-                    await self._read(provider, streams, 1, block=READ_BLOCK_MS)
+                    if batch_room > 0:
+                        await self._read(provider, {interactive: ">", batch: ">"}, 1, block=READ_BLOCK_MS)
+                    else:
+                        # Batch is at its share: wait on interactive only, briefly, so that a batch slot
+                        # freed meanwhile is used without waiting out a whole blocking read.
+                        await self._read(provider, {interactive: ">"}, 1, block=CAPPED_BLOCK_MS)
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
