@@ -28,6 +28,7 @@ from shared import keys
 from shared.catalog import PROVIDERS
 from shared.governance import Governance
 from shared.metrics import WorkerMetrics
+from shared.scripts import LuaScript
 from shared.settings import Settings
 from worker.providers import build_adapter
 from worker.providers.base import ProviderAdapter
@@ -369,14 +370,19 @@ class Worker:
             await pipe.execute()
 
     async def _deregister(self) -> None:
+        """Leave the registry and the consumer groups; a consumer that still owns jobs stays.
+
+        XGROUP DELCONSUMER discards the consumer's pending entries, so it is only used on a consumer
+        that owns none: jobs handed back at shutdown must stay pending for another worker to reclaim.
+        """
         with contextlib.suppress(RedisError, OSError):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.delete(keys.worker_heartbeat(self.worker_id))
-                pipe.zrem(keys.WORKERS_REGISTRY, self.worker_id)
-                for provider in self.providers:
-                    for lane in keys.LANES:
-                        pipe.xgroup_delconsumer(keys.work_stream(provider, lane), keys.GROUP, self.worker_id)
-                await pipe.execute(raise_on_error=False)
+            await self.redis.delete(keys.worker_heartbeat(self.worker_id))
+            await self.redis.zrem(keys.WORKERS_REGISTRY, self.worker_id)
+            for provider in self.providers:
+                for lane in keys.LANES:
+                    await _delete_consumer_if_idle(
+                        self.redis, keys.work_stream(provider, lane), self.worker_id
+                    )
 
     # -- cancellation ---------------------------------------------------------------------------------
 
@@ -405,3 +411,21 @@ class Worker:
                 running.cancel_reason = CancelReason.CALLER
                 running.task.cancel()
                 log.info("cancelling a running job", provider=provider, request_id=request_id)
+
+
+_DELETE_IF_IDLE = LuaScript(
+    """
+local owned = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #owned > 0 then return 0 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+)
+
+
+async def _delete_consumer_if_idle(redis: Redis, stream: str, consumer: str) -> None:
+    """Remove a consumer from the group only if it owns no pending entry (checked atomically)."""
+    try:
+        await _DELETE_IF_IDLE(redis, [stream], [keys.GROUP, consumer])
+    except ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
