@@ -1,0 +1,1 @@
+"""The `llmrelay` command line and the one-machine launcher behind `llmrelay up`."""

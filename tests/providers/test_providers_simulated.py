@@ -118,7 +118,9 @@ async def test_a2a_headers_reach_the_provider_on_every_call(
         headers = record["headers"]
         assert headers["x-source-agent"] == "planner"
         assert headers["x-session-id"] == "sess-42"
-        assert headers["traceparent"] == f"00-{trace_id}-{trace_id[:16]}-01"
+        assert headers["x-trace-id"] == trace_id
+        assert headers["traceparent"] == call.headers["traceparent"]
+        assert headers["traceparent"].startswith(f"00-{trace_id}-")
 
 
 async def test_ratelimit_headers_are_read_into_the_stream_end(

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -200,8 +200,8 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def own_settings(settings: Settings, own_redis: RedisServer) -> AsyncIterator[Settings]:
-    yield settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{own_redis.port}/0"})
+def own_settings(settings: Settings, own_redis: RedisServer) -> Settings:
+    return settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{own_redis.port}/0"})
 
 
 async def test_redis_restart_is_survived_by_workers_and_producers(

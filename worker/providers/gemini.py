@@ -96,23 +96,29 @@ class GeminiAdapter:
         finish: str | None = None
         usage = Usage()
         api_model: str | None = None
-        async for chunk in chunks:
-            if chunk.candidates:
-                candidate = chunk.candidates[0]
-                content = candidate.content
-                if content is not None and content.parts:
-                    for part in content.parts:
-                        if part.text and not part.thought:
-                            yield part.text
-                if candidate.finish_reason is not None:
-                    finish = candidate.finish_reason.value
-            elif chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason is not None:
-                finish = "SAFETY"
-            meta = chunk.usage_metadata
-            if meta is not None:
-                completion = (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
-                usage = Usage.of(meta.prompt_token_count or 0, completion)
-            api_model = chunk.model_version or api_model
+        try:
+            async for chunk in chunks:
+                if chunk.candidates:
+                    candidate = chunk.candidates[0]
+                    content = candidate.content
+                    if content is not None and content.parts:
+                        for part in content.parts:
+                            if part.text and not part.thought:
+                                yield part.text
+                    if candidate.finish_reason is not None:
+                        finish = candidate.finish_reason.value
+                elif chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason is not None:
+                    finish = "SAFETY"
+                meta = chunk.usage_metadata
+                if meta is not None:
+                    completion = (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
+                    usage = Usage.of(meta.prompt_token_count or 0, completion)
+                api_model = chunk.model_version or api_model
+        finally:
+            # Close the SDK's generator (and with it the response) now, not when it is collected.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if finish is None:
             raise _common.connection_error(PROVIDER, "stream ended without a finish reason")
         yield StreamEnd(_common.finish_reason(finish, _FINISH), usage, api_model or call.model.api_id)
