@@ -166,6 +166,20 @@ def test_openai_errors_inside_a_stream_map_by_their_code(
     assert error.data["status"] == 200
 
 
+def test_openai_exhausted_quota_is_not_a_rate_limit_to_wait_out() -> None:
+    # The SDK hands the exception the body's inner "error" object.
+    body = {
+        "message": "You exceeded your current quota",
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+    }
+    exc = openai.RateLimitError("quota", response=_response(429, {"retry-after": "1"}, body), body=body)
+    error = openai_adapter._translate(exc)
+    assert type(error) is ProviderError
+    assert not error.retryable
+    assert error.data["status"] == 429
+
+
 def test_openai_cut_stream_is_unwrapped_to_its_httpx2_cause() -> None:
     wrapped = openai.APIConnectionError(request=_request())
     wrapped.__cause__ = httpx2.RemoteProtocolError("peer closed connection")

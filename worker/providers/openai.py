@@ -41,7 +41,7 @@ _INCOMPLETE_FINISH: dict[str, FinishReason] = {
 #: The status an error reported inside a stream (no HTTP status of its own) stands for.
 _ERROR_CODE_STATUS: dict[str, int] = {
     "rate_limit_exceeded": 429,
-    "insufficient_quota": 429,
+    "insufficient_quota": 402,
     "server_error": 500,
     "server_is_overloaded": 503,
     "slow_down": 503,
@@ -179,12 +179,16 @@ def _responses_end(result: Response, ratelimit: RateLimitInfo) -> StreamEnd:
 def _translate(exc: BaseException) -> LLMRelayError:
     """Every openai SDK and httpx2 exception as the shared error it stands for."""
     if isinstance(exc, openai.APIStatusError):
+        code = exc.code or exc.type
+        # An exhausted quota also comes as 429, but waiting does not help: it is a billing matter.
+        status = 402 if code == "insufficient_quota" else exc.status_code
         return _common.status_error(
             PROVIDER,
-            exc.status_code,
+            status,
             _body_message(exc.body) or exc.message,
             retry_after=_common.parse_retry_after(exc.response.headers),
-            code=exc.code or exc.type,
+            code=code,
+            http_status=exc.status_code,
         )
     if isinstance(exc, openai.APIConnectionError):
         # Inside a stream the SDK wraps the httpx2 error (a cut stream, a read timeout) as its cause.
