@@ -15,6 +15,16 @@ from .config import SimulatorConfig
 from .server import DEFAULT_BACKLOG, serve
 
 _KINDS = {"float": float, "int": int}
+_HELP = {
+    "ttft_ms": "time to first token, in ms",
+    "tokens_per_second": "stream pacing (0 = no delay between chunks)",
+    "reply_tokens": "reply length, in tokens",
+    "slow_first_byte_ms": "delay before the response headers, in ms",
+    "record": "record the requests received (GET /_sim/requests)",
+    "record_limit": "how many requests to keep",
+    "rate_limit_requests": "requests per minute reported in rate-limit headers",
+    "rate_limit_tokens": "tokens per minute reported in rate-limit headers",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if f.type == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=_HELP.get(f.name),
+            )
         else:
-            parser.add_argument(flag, dest=f.name, type=_KINDS[str(f.type)], default=default, metavar="N")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=_KINDS[str(f.type)],
+                default=default,
+                metavar="N",
+                help=f"{_HELP.get(f.name, f.name)} (default {default})",
+            )
     return parser
 
 

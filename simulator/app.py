@@ -192,8 +192,8 @@ class SimulatorApp:
     """The ASGI callable. Reach its state from the same process through these attributes:
 
     ``config`` (:class:`SimulatorConfig`, changed in place), ``records`` (deque of recorded requests),
-    ``faults`` (:class:`simulator.faults.FaultBook`), ``requests_total``, ``open_streams``; ``state`` groups
-    them.
+    ``faults`` (:class:`simulator.faults.FaultBook`), ``requests_total``, ``open_streams`` and
+    ``open_streams_peak`` (the most streams open at once since start or reset); ``state`` groups them.
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
@@ -204,6 +204,7 @@ class SimulatorApp:
         self.started_at = time.time()
         self.requests_total = 0
         self.open_streams = 0
+        self.open_streams_peak = 0
         self._rid_prefix = secrets.token_hex(4)
         self._rid_counter = itertools.count(1)
         self._windows = {p: _Window() for p in PROVIDERS}
@@ -367,6 +368,8 @@ class SimulatorApp:
     ) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self.open_streams += 1
+        if self.open_streams > self.open_streams_peak:
+            self.open_streams_peak = self.open_streams
         try:
             if ttft > 0:
                 await asyncio.sleep(ttft)
@@ -577,6 +580,7 @@ class SimulatorApp:
             "uptime_s": round(time.time() - self.started_at, 3),
             "requests_total": self.requests_total,
             "open_streams": self.open_streams,
+            "open_streams_peak": self.open_streams_peak,
             "recorded": len(self.records),
             "scheduled_faults": len(self.faults.scheduled),
         }
@@ -585,6 +589,7 @@ class SimulatorApp:
         """Forget requests, faults and counters; restore the configuration given at start."""
         self.records.clear()
         self.faults.clear()
+        self.open_streams_peak = self.open_streams
         self.config.update(**self.initial_config.to_dict())
 
 

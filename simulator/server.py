@@ -82,7 +82,9 @@ def _uvicorn_config(
         date_header=False,
         **kwargs,
     )
-    logging.getLogger("uvicorn.error").addFilter(_DropIntentionalCuts())
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropIntentionalCuts) for f in error_log.filters):
+        error_log.addFilter(_DropIntentionalCuts())
     return config
 
 
