@@ -24,6 +24,7 @@ from shared.errors import (
     QueueFullError,
     RequestCancelledError,
     RequestTimeoutError,
+    StreamRestartedError,
 )
 from shared.governance import Governance
 from shared.jobs import Job
@@ -35,12 +36,6 @@ T = TypeVar("T")
 
 #: How long past a job's deadline a caller keeps waiting for the worker's own timeout event.
 DEADLINE_GRACE = 2.0
-
-
-class StreamRestartedError(ProviderUnavailableError):
-    """A retried attempt produced text that differs from what the stream had already yielded."""
-
-    code = -32023
 
 
 class LLMProducer:

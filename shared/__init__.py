@@ -18,6 +18,7 @@ from shared.errors import (
     RateLimitedError,
     RequestCancelledError,
     RequestTimeoutError,
+    StreamRestartedError,
     UnknownModelError,
 )
 from shared.governance import Governance, ModelSelector, Route
@@ -52,6 +53,7 @@ __all__ = [
     "RequestTimeoutError",
     "Route",
     "Settings",
+    "StreamRestartedError",
     "Tier",
     "UnknownModelError",
     "Usage",

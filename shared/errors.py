@@ -125,6 +125,13 @@ class ProviderUnavailableError(LLMRelayError):
     retryable = True
 
 
+class StreamRestartedError(ProviderUnavailableError):
+    """A retried attempt produced text that differs from what the stream had already yielded."""
+
+    code = -32023
+    retryable = False
+
+
 class ProviderError(LLMRelayError):
     """The provider answered with an error that fits no other class."""
 
@@ -191,6 +198,7 @@ ERRORS_BY_NAME: dict[str, type[LLMRelayError]] = {
         RateLimitedError,
         QueueFullError,
         ProviderUnavailableError,
+        StreamRestartedError,
         ProviderError,
         ContentFilteredError,
         RequestTimeoutError,

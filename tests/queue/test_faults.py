@@ -44,14 +44,15 @@ async def test_kill_9_mid_stream_loses_nothing(
     spawn: Callable[..., WorkerProcess], producer: LLMProducer, settings: Settings, sim: SimulatorServer
 ) -> None:
     victim = spawn()
-    texts = [f"job {i} [[sim:tokens=40 tps=20]]" for i in range(50)]
+    texts = [f"job {i} [[sim:tokens=100 tps=20]]" for i in range(50)]
     flags = [asyncio.Event() for _ in texts]
     tasks = [
         asyncio.create_task(_run_events(producer, req(t, request_id=f"k9-{i}"), f))
         for i, (t, f) in enumerate(zip(texts, flags, strict=True))
     ]
-    await poll(lambda: all(f.is_set() for f in flags), timeout=20)
+    await poll(lambda: all(f.is_set() for f in flags), timeout=30)
     victim.kill()
+    finished_before_kill = {i for i, t in enumerate(tasks) if t.done()}
     survivor = Worker(settings, concurrency=64)
     await survivor.start()
     try:
@@ -62,12 +63,14 @@ async def test_kill_9_mid_stream_loses_nothing(
     for i, (text, events) in enumerate(zip(texts, results, strict=True)):
         kinds = [e["type"] for e in events]
         assert kinds[-1] == "done"
-        assert "restart" in kinds  # every job had sent tokens before the kill
-        after = kinds.index("restart")
+        if i not in finished_before_kill:
+            assert "restart" in kinds  # it had sent tokens when its worker died
+        after = kinds.index("restart") if "restart" in kinds else 0
         final_text = "".join(e["text"] for e in events[after:] if e["type"] == "token")
-        assert final_text == events[-1]["response"]["content"] == "".join(reply_for(text, 40))
+        assert final_text == events[-1]["response"]["content"] == "".join(reply_for(text, 100))
         log = client.xrange(keys.events("openai", f"k9-{i}"))
         assert [orjson.loads(f[b"e"])["type"] for _, f in log].count("done") == 1
+    assert len(finished_before_kill) < 5  # the kill really came mid-stream
     assert client.xlen(keys.work_stream("openai", "interactive")) == 0
     assert client.xpending(keys.work_stream("openai", "interactive"), keys.GROUP)["pending"] == 0
 

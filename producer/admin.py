@@ -1,0 +1,390 @@
+"""What the façade reads from Redis about the service: queues, live workers, merged worker metrics, health.
+
+Everything here is read-only except one bit of hygiene: registry members whose heartbeat is long gone
+(a worker killed without deregistering) are dropped from the registry, so enumeration stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared import keys
+from shared.catalog import PROVIDERS
+
+#: Registry members whose last heartbeat is older than this (and whose heartbeat key expired) are pruned.
+STALE_WORKER_SECONDS = 300.0
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+#: Merged samples: sample name -> label set (sorted items) -> value summed over workers.
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """One work stream: entries in it, delivered-but-unacknowledged, undelivered, age of the oldest."""
+
+    provider: str
+    lane: str
+    stream: str
+    depth: int = 0
+    pending: int = 0
+    lag: int = 0
+    oldest_age_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def stream_stats(redis: Redis, providers: Iterable[str] = PROVIDERS) -> list[StreamStats]:
+    """XLEN, XINFO GROUPS (pending, lag) and the oldest entry of every provider's work streams."""
+    stats = [
+        StreamStats(provider, lane, keys.work_stream(provider, lane))
+        for provider in providers
+        for lane in keys.LANES
+    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for s in stats:
+            pipe.xlen(s.stream)
+            pipe.xinfo_groups(s.stream)
+            pipe.xrange(s.stream, "-", "+", count=1)
+        replies = await pipe.execute(raise_on_error=False)
+    now_ms = time.time() * 1000
+    for i, s in enumerate(stats):
+        depth, groups, first = replies[3 * i : 3 * i + 3]
+        s.depth = depth if isinstance(depth, int) else 0
+        group = _our_group(groups)
+        if group is not None:
+            s.pending = int(group.get("pending") or 0)
+            lag = group.get("lag")
+            # Redis reports no lag when it cannot tell (entries deleted mid-history): bound it instead.
+            s.lag = int(lag) if isinstance(lag, int) else max(0, s.depth - s.pending)
+        else:
+            s.lag = s.depth
+        if isinstance(first, list) and first:
+            entry_ms = int(_text(first[0][0]).split("-", 1)[0])
+            s.oldest_age_s = round(max(0.0, now_ms - entry_ms) / 1000, 3)
+    return stats
+
+
+def _our_group(groups: Any) -> dict[str, Any] | None:
+    if not isinstance(groups, list):
+        return None
+    for group in groups:
+        if isinstance(group, dict) and _text(group.get("name", b"")) == keys.GROUP:
+            return group
+    return None
+
+
+async def live_workers(redis: Redis) -> list[dict[str, Any]]:
+    """The heartbeat info of every worker whose heartbeat key is present, oldest registration first."""
+    members = await redis.zrange(keys.WORKERS_REGISTRY, 0, -1, withscores=True)
+    if not members:
+        return []
+    ids = [_text(member) for member, _score in members]
+    beats = await redis.mget([keys.worker_heartbeat(worker_id) for worker_id in ids])
+    alive: list[dict[str, Any]] = []
+    stale: list[str] = []
+    cutoff = time.time() - STALE_WORKER_SECONDS
+    for (worker_id, (_member, score)), beat in zip(zip(ids, members, strict=True), beats, strict=True):
+        if beat is None:
+            if score < cutoff:
+                stale.append(worker_id)
+            continue
+        try:
+            info = orjson.loads(beat)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(info, dict):
+            info.setdefault("worker_id", worker_id)
+            alive.append(info)
+    if stale:
+        await redis.zrem(keys.WORKERS_REGISTRY, *stale)
+    return alive
+
+
+async def worker_samples(redis: Redis, worker_ids: Sequence[str]) -> Samples:
+    """The metrics snapshots the given workers published, merged (summed) across workers."""
+    if not worker_ids:
+        return {}
+    raw = await redis.mget([keys.worker_metrics(worker_id) for worker_id in worker_ids])
+    snapshots = []
+    for blob in raw:
+        if blob is None:
+            continue
+        try:
+            snapshots.append(orjson.loads(blob))
+        except orjson.JSONDecodeError:
+            continue
+    return merge_snapshots(snapshots)
+
+
+def merge_snapshots(snapshots: Iterable[Mapping[str, Any]]) -> Samples:
+    """Sum ``{sample_name: [[labels, value], ...]}`` snapshots sample by sample and label set by label set."""
+    merged: Samples = {}
+    for snapshot in snapshots:
+        if not isinstance(snapshot, Mapping):
+            continue
+        for name, series in snapshot.items():
+            if not isinstance(series, list):
+                continue
+            target = merged.setdefault(name, {})
+            for item in series:
+                if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], dict)):
+                    continue
+                labels, value = item
+                if not isinstance(value, int | float):
+                    continue
+                key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+                target[key] = target.get(key, 0.0) + float(value)
+    return merged
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """The q-quantile of a cumulative histogram ``[(upper bound, count), ...]``, as Prometheus computes it.
+
+    Linear interpolation inside the bucket that holds the rank; a rank in the +Inf bucket answers the
+    highest finite bound. None when the histogram is empty.
+    """
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    total = ordered[-1][1]
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            if count == below:
+                return bound
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    return lower  # pragma: no cover - the last bucket always holds the rank
+
+
+def _percentiles_ms(buckets: Sequence[tuple[float, float]], total: float, count: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": int(count)}
+    out["mean"] = round(total / count * 1000, 3) if count else None
+    for q in QUANTILES:
+        value = histogram_quantile(q, buckets)
+        out[f"p{round(q * 100)}"] = round(value * 1000, 3) if value is not None else None
+    return out
+
+
+def summarize(samples: Samples) -> dict[str, Any]:
+    """Per provider and model: outcomes, errors by type, tokens in/out, cost, latency and TTFT percentiles."""
+    models: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def entry(labels: dict[str, str]) -> dict[str, Any] | None:
+        provider, model = labels.get("provider"), labels.get("model")
+        if not provider or not model:
+            return None
+        return models.setdefault(
+            (provider, model),
+            {
+                "requests": 0,
+                "outcomes": {},
+                "errors": {},
+                "retries": 0,
+                "tokens": {"in": 0, "out": 0},
+                "cost_usd": 0.0,
+                "latency_ms": None,
+                "ttft_ms": None,
+            },
+        )
+
+    for key, value in samples.get("llmrelay_requests_total", {}).items():
+        labels = dict(key)
+        e = entry(labels)
+        if e is not None:
+            outcome = labels.get("outcome", "unknown")
+            e["outcomes"][outcome] = e["outcomes"].get(outcome, 0) + int(value)
+            e["requests"] += int(value)
+    for key, value in samples.get("llmrelay_errors_total", {}).items():
+        labels = dict(key)
+        e = entry(labels)
+        if e is not None:
+            kind = labels.get("error", "unknown")
+            e["errors"][kind] = e["errors"].get(kind, 0) + int(value)
+    for key, value in samples.get("llmrelay_retries_total", {}).items():
+        e = entry(dict(key))
+        if e is not None:
+            e["retries"] += int(value)
+    for key, value in samples.get("llmrelay_tokens_total", {}).items():
+        labels = dict(key)
+        e = entry(labels)
+        if e is not None:
+            side = "in" if labels.get("direction") == "prompt" else "out"
+            e["tokens"][side] += int(value)
+    for key, value in samples.get("llmrelay_cost_usd_total", {}).items():
+        e = entry(dict(key))
+        if e is not None:
+            e["cost_usd"] = round(e["cost_usd"] + value, 10)
+    for field, base in (("latency_ms", "llmrelay_request_latency_seconds"), ("ttft_ms", "llmrelay_ttft_seconds")):
+        for (provider, model), buckets in _histograms(samples, base).items():
+            e = entry({"provider": provider, "model": model})
+            if e is not None:
+                e[field] = buckets
+
+    providers: dict[str, Any] = {}
+    for (provider, model), e in sorted(models.items()):
+        p = providers.setdefault(
+            provider, {"requests": 0, "errors": 0, "tokens": {"in": 0, "out": 0}, "cost_usd": 0.0, "models": {}}
+        )
+        p["requests"] += e["requests"]
+        p["errors"] += sum(e["errors"].values())
+        p["tokens"]["in"] += e["tokens"]["in"]
+        p["tokens"]["out"] += e["tokens"]["out"]
+        p["cost_usd"] = round(p["cost_usd"] + e["cost_usd"], 10)
+        p["models"][model] = e
+    return providers
+
+
+def _histograms(samples: Samples, base: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Percentiles (ms) per (provider, model) from a histogram's merged ``_bucket/_sum/_count`` samples."""
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for key, value in samples.get(base + "_bucket", {}).items():
+        labels = dict(key)
+        try:
+            bound = float(labels.get("le", "nan"))
+        except ValueError:
+            continue
+        if math.isnan(bound):
+            continue
+        ident = (labels.get("provider", ""), labels.get("model", ""))
+        buckets.setdefault(ident, []).append((bound, value))
+    sums = {_ident(key): value for key, value in samples.get(base + "_sum", {}).items()}
+    counts = {_ident(key): value for key, value in samples.get(base + "_count", {}).items()}
+    return {
+        ident: _percentiles_ms(series, sums.get(ident, 0.0), counts.get(ident, 0.0))
+        for ident, series in buckets.items()
+    }
+
+
+def _ident(key: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    labels = dict(key)
+    return labels.get("provider", ""), labels.get("model", "")
+
+
+async def ping_ms(redis: Redis) -> float:
+    started = time.perf_counter()
+    await redis.ping()
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+async def pauses(redis: Redis, providers: Iterable[str] = PROVIDERS) -> dict[str, float | None]:
+    """Seconds left of each provider's pause (a provider asked every worker to wait), or None."""
+    names = list(providers)
+    async with redis.pipeline(transaction=False) as pipe:
+        for provider in names:
+            pipe.pttl(keys.pause(provider))
+        ttls = await pipe.execute()
+    return {p: (round(ms / 1000, 3) if ms > 0 else None) for p, ms in zip(names, ttls, strict=True)}
+
+
+def _worker_view(info: dict[str, Any], now: float) -> dict[str, Any]:
+    ts = info.get("ts")
+    return {
+        "worker_id": info.get("worker_id"),
+        "host": info.get("host"),
+        "pid": info.get("pid"),
+        "providers": info.get("providers", []),
+        "inflight": info.get("inflight", {}),
+        "jobs_done": info.get("jobs_done"),
+        "heartbeat_age_s": round(now - ts, 3) if isinstance(ts, int | float) else None,
+    }
+
+
+async def health(redis: Redis, providers: Iterable[str]) -> dict[str, Any]:
+    """Redis, live workers, each provider's state and queues; ``status`` is ok, degraded or down.
+
+    Degraded: a provider that serves allowed models has no live worker, or is paused by a 429.
+    Down: Redis does not answer (nothing can be queued).
+    """
+    names = list(providers)
+    now = time.time()
+    try:
+        latency = await ping_ms(redis)
+        workers = await live_workers(redis)
+        paused = await pauses(redis, names)
+        queues = await stream_stats(redis, names)
+    except (RedisError, OSError) as exc:
+        return {
+            "status": "down",
+            "redis": {"ok": False, "error": type(exc).__name__},
+            "workers": {"alive": 0, "list": []},
+            "providers": {},
+            "queues": [],
+            "checked_at": now,
+        }
+    provider_states: dict[str, Any] = {}
+    degraded = False
+    for provider in names:
+        serving = sum(1 for w in workers if provider in (w.get("providers") or ()))
+        lanes = [q for q in queues if q.provider == provider]
+        state = "ok"
+        if serving == 0:
+            state = "no_workers"
+        elif paused[provider] is not None:
+            state = "paused"
+        degraded = degraded or state != "ok"
+        provider_states[provider] = {
+            "status": state,
+            "workers": serving,
+            "paused_for_s": paused[provider],
+            "lag": sum(q.lag for q in lanes),
+            "pending": sum(q.pending for q in lanes),
+            "depth": sum(q.depth for q in lanes),
+            "oldest_age_s": max((q.oldest_age_s for q in lanes), default=0.0),
+        }
+    return {
+        "status": "degraded" if degraded else "ok",
+        "redis": {"ok": True, "latency_ms": latency},
+        "workers": {"alive": len(workers), "list": [_worker_view(w, now) for w in workers]},
+        "providers": provider_states,
+        "queues": [q.as_dict() for q in queues],
+        "checked_at": now,
+    }
+
+
+async def metrics(redis: Redis, providers: Iterable[str] = PROVIDERS) -> dict[str, Any]:
+    """One snapshot across the live workers: per provider and model figures, queues, workers."""
+    workers = await live_workers(redis)
+    ids = [str(w["worker_id"]) for w in workers]
+    samples = await worker_samples(redis, ids)
+    queues = await stream_stats(redis, providers)
+    return {
+        "generated_at": time.time(),
+        "workers": {"alive": len(workers), "ids": ids},
+        "providers": summarize(samples),
+        "queues": [q.as_dict() for q in queues],
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+__all__ = [
+    "Samples",
+    "StreamStats",
+    "health",
+    "histogram_quantile",
+    "live_workers",
+    "merge_snapshots",
+    "metrics",
+    "pauses",
+    "ping_ms",
+    "stream_stats",
+    "summarize",
+    "worker_samples",
+]

@@ -1,0 +1,246 @@
+"""The ``llm.*`` JSON-RPC methods: plain async functions in an explicit registry, free of any HTTP.
+
+A host with its own JSON-RPC handler registers them as they are::
+
+    from producer.api.methods import METHODS, Context
+    ctx = Context(producer=llm, settings=settings, caller="agentcore")
+    result = await METHODS["llm.complete"](ctx, {"model": "gpt-4.1-mini", "messages": [...]})
+
+Every method takes named params (a dict) and returns a JSON-ready value; errors are ``shared.errors``
+exceptions, or pydantic ``ValidationError`` for params that do not validate. ``llm.stream`` returns an
+:class:`EventFeed` (an async iterator of event dicts), which the HTTP layer relays as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from redis.exceptions import RedisError
+
+from producer import admin
+from producer.sdk import LLMProducer
+from shared.errors import BackendUnavailableError, InvalidRequestError, LLMRelayError, ProviderUnavailableError
+from shared.keys import valid_request_id
+from shared.models import MAX_TIMEOUT_SECONDS, LLMRequest
+from shared.settings import Settings
+
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")]
+A2A_FIELDS = ("trace_id", "source_agent", "session_id")
+
+
+class FacadeStats(Protocol):
+    """What the HTTP layer reports about itself in ``llm.metrics``."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True)
+class Context:
+    """What a method runs with: the producer, the settings, who is calling, and how.
+
+    ``a2a`` is the A2A context the transport carried (e.g. ``X-Trace-Id`` headers); fields given in the
+    params win over it. ``last_event_id`` asks ``llm.stream`` to resume after ``<request_id>:<index>``.
+    """
+
+    producer: LLMProducer
+    settings: Settings
+    caller: str = "in-process"
+    a2a: Mapping[str, str] = field(default_factory=dict)
+    last_event_id: str | None = None
+    facade: FacadeStats | None = None
+
+
+@dataclass(slots=True)
+class EventFeed:
+    """The events of one streamed request: token, restart, then done; an error event is raised."""
+
+    request_id: str
+    events: AsyncIterator[dict[str, Any]]
+    after: int = 0
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self.events
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NoParams(_Params):
+    pass
+
+
+class RequestRef(_Params):
+    request_id: RequestId
+
+
+class ResultParams(RequestRef):
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
+
+
+# Tasks that cancel requests whose callers went away; held here so they are not collected mid-flight.
+_background: set[asyncio.Task[Any]] = set()
+
+
+def cancel_later(producer: LLMProducer, request_id: str) -> None:
+    """Cancel a request without waiting (the caller is gone); failures are of no one's concern now."""
+
+    async def run() -> None:
+        with contextlib.suppress(LLMRelayError):
+            await producer.cancel(request_id)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def build_request(ctx: Context, params: dict[str, Any]) -> LLMRequest:
+    """An LLMRequest from named params, with the transport's A2A context and a request id filled in."""
+    values = dict(params)
+    for name, value in ctx.a2a.items():
+        values.setdefault(name, value)
+    if values.get("request_id") is None:
+        values["request_id"] = uuid.uuid4().hex
+    return LLMRequest.model_validate(values)
+
+
+async def complete(ctx: Context, params: dict[str, Any]) -> Any:
+    """``llm.complete``: run the request to its end; the result is an LLMResponse object.
+
+    If the call is cancelled (its HTTP client went away), the request is cancelled too.
+    """
+    request = build_request(ctx, params)
+    try:
+        async for event in ctx.producer.events(request, stream=False):
+            if event["type"] == "done":
+                return event["response"]
+    except asyncio.CancelledError:
+        cancel_later(ctx.producer, str(request.request_id))
+        raise
+    raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+
+
+async def stream(ctx: Context, params: dict[str, Any]) -> EventFeed:
+    """``llm.stream``: the request's events, or those after ``ctx.last_event_id`` when resuming."""
+    request = build_request(ctx, params)
+    if ctx.last_event_id is None:
+        return EventFeed(str(request.request_id), ctx.producer.events(request, stream=True))
+    request_id, after = parse_event_id(ctx.last_event_id)
+    if "request_id" in params and params["request_id"] != request_id:
+        raise InvalidRequestError(
+            "Last-Event-ID names another request than params.request_id",
+            data={"field": "Last-Event-ID", "request_id": request_id},
+        )
+    return EventFeed(request_id, ctx.producer.resume(request_id, after), after)
+
+
+def parse_event_id(value: str) -> tuple[str, int]:
+    """``<request_id>:<index>`` (request ids may hold colons: the index is after the last one)."""
+    request_id, sep, index = value.strip().rpartition(":")
+    if not sep or not (index.isascii() and index.isdigit()) or not valid_request_id(request_id):
+        raise InvalidRequestError(
+            "Last-Event-ID must be <request_id>:<index> as sent in an event's id",
+            data={"field": "Last-Event-ID"},
+        )
+    return request_id, int(index)
+
+
+async def submit(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.submit``: queue the request and return its id at once; it survives the caller."""
+    request = build_request(ctx, params)
+    return {"request_id": await ctx.producer.submit(request)}
+
+
+async def result(ctx: Context, params: dict[str, Any]) -> Any:
+    """``llm.result``: the response of a submitted request, waiting up to ``timeout`` seconds for it."""
+    p = ResultParams.model_validate(params)
+    response = await ctx.producer.result(p.request_id, timeout=p.timeout)
+    return response.model_dump(mode="json")
+
+
+async def status(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.status``: queued, running, done, failed, cancelled, expired or dead."""
+    p = RequestRef.model_validate(params)
+    return {"request_id": p.request_id, "status": await ctx.producer.status(p.request_id)}
+
+
+async def cancel(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.cancel``: cancel a queued or running request; ``cancelled`` says whether this call did."""
+    p = RequestRef.model_validate(params)
+    return {"request_id": p.request_id, "cancelled": await ctx.producer.cancel(p.request_id)}
+
+
+async def models(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.models``: the allowed models, the tier selector's choices and the catalog's price date."""
+    NoParams.model_validate(params)
+    governance = ctx.producer.governance
+    return {
+        "models": [info.public() for info in governance.allowed_models()],
+        "tiers": governance.selector.choices(),
+        "default_model": governance.default_model if governance.default_model else None,
+        "prices_as_of": governance.catalog.prices_as_of,
+    }
+
+
+def _providers(ctx: Context) -> list[str]:
+    return sorted({info.provider for info in ctx.producer.governance.allowed_models()})
+
+
+async def metrics(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.metrics``: one snapshot across the live workers and this façade."""
+    NoParams.model_validate(params)
+    snapshot = await _redis_call(admin.metrics(ctx.producer.redis))
+    snapshot["facade"] = ctx.facade.snapshot() if ctx.facade is not None else None
+    return snapshot
+
+
+async def health(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.health``: Redis, live workers, each provider's state, queue lag; ok, degraded or down."""
+    NoParams.model_validate(params)
+    return await admin.health(ctx.producer.redis, _providers(ctx))
+
+
+async def _redis_call(awaitable: Awaitable[Any]) -> Any:
+    try:
+        return await awaitable
+    except (RedisError, OSError) as exc:
+        raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
+
+
+METHODS: dict[str, Callable[[Context, dict[str, Any]], Awaitable[Any]]] = {
+    "llm.complete": complete,
+    "llm.stream": stream,
+    "llm.submit": submit,
+    "llm.result": result,
+    "llm.status": status,
+    "llm.cancel": cancel,
+    "llm.models": models,
+    "llm.metrics": metrics,
+    "llm.health": health,
+}
+
+#: Methods whose result is an EventFeed: the HTTP layer answers them with an event stream.
+STREAMING = frozenset({"llm.stream"})
+
+#: Parameter names for calls that pass params by position (``"params": ["<request id>"]``).
+POSITIONAL: dict[str, tuple[str, ...]] = {
+    "llm.result": ("request_id", "timeout"),
+    "llm.status": ("request_id",),
+    "llm.cancel": ("request_id",),
+}
+
+__all__ = [
+    "METHODS",
+    "POSITIONAL",
+    "STREAMING",
+    "Context",
+    "EventFeed",
+    "build_request",
+    "parse_event_id",
+]
