@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the process that started this one dies"
+    )
     defaults = SimulatorConfig()
     for f in fields(SimulatorConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -73,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level,
         cpu=args.cpu,
         port_file=args.port_file,
+        exit_with_parent=args.exit_with_parent,
     )
 
 

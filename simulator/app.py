@@ -350,6 +350,9 @@ class SimulatorApp:
             delay = ttft + max(0, len(tokens) - 1) * interval
             if delay > 0:
                 await asyncio.sleep(delay)
+            if fault is not None and fault.kind in ("cut", "overloaded_in_stream"):
+                await self._cut_plain(send, payload, headers)
+                return
             await _send_simple(send, 200, payload, headers)
             return
         headers = self._headers(provider, rid, _SSE, call.prompt_tokens + n)

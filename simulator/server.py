@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -98,6 +99,15 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8900,
@@ -108,16 +118,21 @@ def serve(
     cpu: int | None = None,
     port_file: str | os.PathLike[str] | None = None,
     timeout_graceful_shutdown: int | None = 3,
+    exit_with_parent: bool = False,
 ) -> None:
     """Serve the simulator until SIGINT/SIGTERM (blocking).
 
     ``port=0`` picks a free port; ``port_file`` receives the port actually bound, once listening.
     ``cpu`` pins the process to that core (``os.sched_setaffinity``), for benchmarks.
+    ``exit_with_parent`` stops the server when the process that started it dies (no orphans after a
+    crashed test run).
     """
     import uvicorn
 
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+    if exit_with_parent:
+        _watch_parent(os.getppid())
     app = create_app(config)
     sock = _bind(host, port, backlog)
     bound = sock.getsockname()[1]
@@ -322,6 +337,7 @@ class SimulatorServer(_Controls):
             str(self.backlog),
             "--log-level",
             self.log_level,
+            "--exit-with-parent",
             *_config_args(self.start_config),
         ]
         if self.cpu is not None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -13,6 +18,7 @@ import openai
 import orjson
 import pytest
 
+import simulator
 from simulator import SimulatorConfig, SimulatorServer, ThreadedSimulatorServer, reply_for
 
 MODEL = "gpt-4.1"
@@ -294,3 +300,32 @@ def test_threaded_server_shares_state() -> None:
         assert server.app.records[-1]["model"] == "claude"
         server.app.config.update(reply_tokens=1)
         assert server.config()["reply_tokens"] == 1
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_subprocess_exits_with_its_parent() -> None:
+    """A test run that dies without stopping its simulator leaves no server running."""
+    code = (
+        "import os; from simulator import SimulatorServer; "
+        "s = SimulatorServer().start(); print(s.pid, flush=True); os._exit(0)"
+    )
+    root = str(Path(simulator.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True, env=env
+    )
+    child = int(out.stdout.strip())
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(child):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the simulator outlived its parent")
