@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,11 @@ class Benchmark:
 
 
 def bench_dirs() -> list[Path]:
-    spec = importlib.util.find_spec("bench")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        package = importlib.import_module("bench")
+    except ImportError:
         return []
-    return [Path(p) for p in spec.submodule_search_locations]
+    return [Path(p) for p in getattr(package, "__path__", [])]
 
 
 def _describe(path: Path) -> str | None:

@@ -90,8 +90,8 @@ def _http_error(response: httpx2.Response, options: CallOptions) -> ClientError:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and "error" in body:
-        return _rpc_error(body["error"])
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return _rpc_error(body["error"])  # a JSON-RPC error sent with an HTTP status (e.g. 413)
     return ClientError(f"HTTP {response.status_code} from {response.request.url}")
 
 
@@ -117,16 +117,16 @@ def complete(params: dict[str, Any], options: CallOptions) -> dict[str, Any]:
             )
     except httpx2.HTTPError as exc:
         raise _transport_error(exc, options) from None
+    if response.status_code != 200:
+        raise _http_error(response, options)
     try:
         body = response.json()
     except ValueError:
-        raise _http_error(response, options) from None
-    if not isinstance(body, dict):
+        raise ClientError(f"unexpected answer from the service: {response.text[:200]!r}") from None
+    if not isinstance(body, dict) or not ("result" in body or "error" in body):
         raise ClientError(f"unexpected answer from the service: {body!r}")
     if "error" in body:
         raise _rpc_error(body["error"])
-    if response.status_code != 200 or "result" not in body:
-        raise _http_error(response, options)
     result = body["result"]
     if not isinstance(result, dict):
         raise ClientError(f"unexpected result from the service: {result!r}")

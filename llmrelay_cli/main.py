@@ -7,8 +7,10 @@ and passed down; nothing below reads the environment by itself.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -37,7 +39,7 @@ app = typer.Typer(
 )
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 _SIM = SimulatorConfig()
 
@@ -59,6 +61,21 @@ def _main(
     ] = False,
 ) -> None:
     """The llmrelay command line."""
+
+
+def _exit_zero_on_stop_signals() -> None:
+    """Make a stop by SIGTERM/SIGINT exit 0.
+
+    uvicorn handles these signals itself, shuts down gracefully, then raises the signal again with the
+    handlers it found installed: with these, the process reports the clean stop it made instead of
+    dying by the signal (a signal before uvicorn is up also ends the process with 0).
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -214,6 +231,7 @@ def api_command(
     settings = load_settings(api_host=host, api_port=port)
     from producer.api.server import serve
 
+    _exit_zero_on_stop_signals()
     serve(settings, host=settings.api_host, port=settings.api_port)
 
 
@@ -272,6 +290,7 @@ def simulator(
         rate_limit_requests=rate_limit_requests,
         rate_limit_tokens=rate_limit_tokens,
     )
+    _exit_zero_on_stop_signals()
     serve(host=host, port=port, config=config, log_level=log_level, cpu=cpu, port_file=port_file)
 
 

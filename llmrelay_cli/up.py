@@ -23,6 +23,7 @@ from typing import Any
 import httpx2
 from pydantic import SecretStr
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -180,7 +181,7 @@ class Launcher:
             self.console.print("[red]Stopping everything else.[/]")
             code = 1
         except (LaunchError, TimeoutError) as exc:
-            self.console.print(Panel(str(exc), title="llmrelay up cannot start", border_style="red"))
+            self.console.print(Panel(Text(str(exc)), title="llmrelay up cannot start", border_style="red"))
             code = 1
         finally:
             clean = self._stop_all()
@@ -234,11 +235,14 @@ class Launcher:
             return RunningStack(redis_url=url, redis_origin="running")
         if state == "auth":
             self.console.print(
-                f"[yellow]The Redis on {host}:{port} wants a password; to use it, set "
-                f"REDIS_URL=redis://:PASSWORD@{host}:{port}/0. Starting a Redis of our own instead.[/]"
+                f"[yellow]The Redis on {escape(host)}:{port} wants a password; to use it, set "
+                f"REDIS_URL=redis://:PASSWORD@{escape(host)}:{port}/0. "
+                "Starting a Redis of our own instead.[/]"
             )
         elif state == "other":
-            self.console.print(f"[yellow]{host}:{port} is not a Redis; starting a Redis of our own.[/]")
+            self.console.print(
+                f"[yellow]{escape(host)}:{port} is not a Redis; starting a Redis of our own.[/]"
+            )
         url = self._start_embedded_redis()
         return RunningStack(redis_url=url, redis_origin="embedded")
 

@@ -1,0 +1,263 @@
+"""`llmrelay up` end to end, from a clean environment: embedded Redis, simulator, worker, façade, clean stop.
+
+The probe that looks for a Redis on 127.0.0.1:6379 is pointed at a port where nothing listens, so the
+launcher starts its own redis-server on a free port. One stack serves every test of this module; the
+last one stops it and checks that nothing it started is left.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2
+import pytest
+from clitools import (
+    LLMRELAY,
+    Spawned,
+    clean_env,
+    flat,
+    free_port,
+    http_ok,
+    pids_with_marker,
+    snapshot,
+    still_running,
+    wait_for,
+)
+
+from llmrelay_cli import redis_server
+
+pytestmark = pytest.mark.slow
+
+STARTUP_TIMEOUT = 120.0
+STOP_TIMEOUT = 60.0
+
+
+@dataclass
+class Stack:
+    spawned: Spawned
+    base: str
+    env: dict[str, str]
+    cwd: Path
+    children: dict[int, tuple[int, str]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    cwd = tmp_path_factory.mktemp("up")  # no .env here
+    port = free_port()
+    env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}")
+    spawned = Spawned(
+        ["up", "--port", str(port), "--workers", "1", "--startup-timeout", str(STARTUP_TIMEOUT)],
+        env,
+        cwd,
+        cwd / "up.log",
+    )
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C" in spawned.output(),
+            timeout=STARTUP_TIMEOUT + 10,
+            what="llmrelay up ready",
+            proc=spawned.proc,
+            log=spawned.log,
+        )
+        yield Stack(spawned, f"http://127.0.0.1:{port}", env, cwd, snapshot(spawned))
+    finally:
+        spawned.kill_all()
+
+
+def test_up_starts_every_part_from_nothing(stack: Stack) -> None:
+    commands = [command for _, command in stack.children.values()]
+    assert any("redis-server" in c for c in commands), commands
+    assert any("-m simulator" in c for c in commands), commands
+    assert sum("-m worker" in c for c in commands) == 1, commands
+    assert any("-m producer.api" in c for c in commands), commands
+    output = flat(stack.spawned.output())
+    assert "SIMULATED PROVIDERS" in output
+    assert "(embedded" in output
+    assert f"{stack.base}/jsonrpc" in output
+    assert f"{stack.base}/v1" in output
+    assert "curl -s" in output
+    assert "from openai import OpenAI" in output
+    assert http_ok(f"{stack.base}/health")
+
+
+def _rpc(method: str, params: dict[str, object]) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+
+
+def test_jsonrpc_complete_through_the_stack(stack: Stack) -> None:
+    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+    with httpx2.Client(timeout=30, trust_env=False) as client:
+        reply = client.post(f"{stack.base}/jsonrpc", json=_rpc("llm.complete", params))
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["id"] == 7
+    assert body["result"]["provider"] == "openai"
+    assert body["result"]["content"]
+    assert body["result"]["usage"]["completion_tokens"] > 0
+
+
+def test_jsonrpc_stream_through_the_stack(stack: Stack) -> None:
+    params = {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "Say hello"}]}
+    tokens: list[str] = []
+    done: dict[str, object] | None = None
+    with (
+        httpx2.Client(timeout=30, trust_env=False) as client,
+        client.stream("POST", f"{stack.base}/jsonrpc", json=_rpc("llm.stream", params)) as reply,
+    ):
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        for line in reply.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line.removeprefix("data:").strip())
+            assert message["id"] == 7
+            event = message["result"]
+            if event["type"] == "token":
+                tokens.append(event["text"])
+            elif event["type"] == "done":
+                done = event["response"]
+    assert tokens
+    assert done is not None
+    assert done["provider"] == "anthropic"
+    assert "".join(tokens) == done["content"]
+
+
+def test_complete_command_against_the_stack(stack: Stack) -> None:
+    result = subprocess.run(
+        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "-m", "gemini-2.0-flash"],
+        env=stack.env,
+        cwd=stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "gemini/gemini-2.0-flash" in result.stderr
+
+
+def test_complete_command_prints_json(stack: Stack) -> None:
+    result = subprocess.run(
+        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "--json"],
+        env=stack.env,
+        cwd=stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["content"]
+    assert response["usage"]["total_tokens"] > 0
+
+
+def test_stream_command_against_the_stack(stack: Stack) -> None:
+    proc = subprocess.run(
+        [*LLMRELAY, "stream", "Say hello", "--url", stack.base, "-m", "gpt-4.1"],
+        env=stack.env,
+        cwd=stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "openai/gpt-4.1" in proc.stderr
+
+
+def test_complete_command_reports_a_refused_model(stack: Stack) -> None:
+    result = subprocess.run(
+        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "-m", "no-such-model"],
+        env=stack.env,
+        cwd=stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert "error -320" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
+    assert stack.children, "no child processes were seen"
+    started = time.monotonic()
+    code = stack.spawned.stop(signal.SIGINT, timeout=STOP_TIMEOUT)
+    output = stack.spawned.output()
+    assert code == 0, output
+    assert time.monotonic() - started < STOP_TIMEOUT
+    assert "Everything stopped cleanly" in output
+    # The façade stops before the workers, the workers before the simulator and Redis.
+    order = [output.index(f"Stopping {what}") for what in ("api", "the workers", "simulator", "redis")]
+    assert order == sorted(order), output
+    assert still_running(stack.children) == []
+    assert pids_with_marker(stack.spawned.marker) == set()
+    assert not http_ok(f"{stack.base}/health")
+    redis_port = next(int(c.rsplit(":", 1)[1]) for _, c in stack.children.values() if "redis-server" in c)
+    assert redis_server.probe("127.0.0.1", redis_port) == "none"
+
+
+def test_sigterm_during_startup_leaves_nothing_behind(tmp_path: Path) -> None:
+    env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}")
+    spawned = Spawned(
+        ["up", "--port", str(free_port()), "--workers", "2"], env, tmp_path, tmp_path / "up.log"
+    )
+    try:
+        # Redis and the simulator are up and the workers are being started: stop right there.
+        wait_for(
+            lambda: "SIMULATED PROVIDERS" in spawned.output(),
+            timeout=STARTUP_TIMEOUT,
+            what="the simulator",
+            proc=spawned.proc,
+            log=spawned.log,
+        )
+        seen = snapshot(spawned)
+        assert any("redis-server" in command for _, command in seen.values()), seen
+        code = spawned.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
+        assert code == 0, spawned.output()
+        assert "Interrupted while starting" in spawned.output()
+        assert still_running(seen) == []
+        assert pids_with_marker(spawned.marker) == set()
+    finally:
+        spawned.kill_all()
+
+
+def test_up_exits_nonzero_when_a_part_dies(tmp_path: Path) -> None:
+    # Workers and façade cannot load a catalog that does not exist: the launcher stops the rest.
+    env = clean_env(
+        LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}",
+        LLMRELAY_CATALOG_FILE=str(tmp_path / "missing.toml"),
+    )
+    spawned = Spawned(
+        ["up", "--port", str(free_port()), "--workers", "1"], env, tmp_path, tmp_path / "up.log"
+    )
+    try:
+        wait_for(lambda: snapshot(spawned), timeout=STARTUP_TIMEOUT, what="a child", proc=spawned.proc)
+        seen = snapshot(spawned)
+        code = spawned.proc.wait(STARTUP_TIMEOUT)
+        assert code == 1, spawned.output()
+        assert still_running(seen) == []
+        assert "exited with code" in spawned.output()
+        assert pids_with_marker(spawned.marker) == set()
+    finally:
+        spawned.kill_all()
+
+
+def test_module_entry_point_matches_the_console_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmrelay_cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert "up" in result.stdout
