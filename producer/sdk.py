@@ -194,7 +194,7 @@ class LLMProducer:
 
     async def status(self, request_id: str) -> str:
         provider = await self._provider_of(request_id)
-        raw = await self._call(self.redis.hget(keys.state(provider, request_id), "status"))
+        raw = await self._call(self._hget(keys.state(provider, request_id), "status"))
         if raw is None:
             raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
         return _text(raw)
@@ -361,8 +361,12 @@ class LLMProducer:
         raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
 
     async def _stream_of(self, provider: str, request_id: str) -> str:
-        raw = await self._call(self.redis.hget(keys.state(provider, request_id), "stream"))
+        raw = await self._call(self._hget(keys.state(provider, request_id), "stream"))
         return _text(raw) if raw else keys.work_stream(provider, "interactive")
+
+    async def _hget(self, key: str, field: str) -> bytes | None:
+        value: bytes | None = await self.redis.hget(key, field)  # type: ignore[misc]
+        return value
 
     @staticmethod
     async def _call(awaitable: Awaitable[T]) -> T:

@@ -51,7 +51,7 @@ class Subscriptions:
                 await self._task
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         for futures in self._confirms.values():
             for fut in futures:
                 if not fut.done():
@@ -101,7 +101,7 @@ class Subscriptions:
                     try:
                         if pubsub is not None:
                             with contextlib.suppress(RedisError, OSError):
-                                await pubsub.aclose()
+                                await pubsub.aclose()  # type: ignore[no-untyped-call]
                         await self._connect()
                         break
                     except (RedisError, OSError):
@@ -114,9 +114,9 @@ class Subscriptions:
                 continue
             kind = msg["type"]
             if kind == "message":
-                queue = self._queues.get(msg["channel"])
-                if queue is not None:
-                    queue.put_nowait(msg["data"])
+                target = self._queues.get(msg["channel"])
+                if target is not None:
+                    target.put_nowait(msg["data"])
             elif kind == "subscribe":
                 for fut in self._confirms.pop(msg["channel"], ()):
                     if not fut.done():

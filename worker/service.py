@@ -28,8 +28,8 @@ from shared import keys
 from shared.catalog import PROVIDERS
 from shared.governance import Governance
 from shared.metrics import WorkerMetrics
-from shared.scripts import LuaScript
 from shared.settings import Settings
+from worker.housekeeping import close_housekeeper, delete_consumer_if_idle, housekeeper
 from worker.providers import build_adapter
 from worker.providers.base import ProviderAdapter
 from worker.ratelimit import RateLimiter
@@ -110,6 +110,8 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
         self._tasks.append(asyncio.create_task(self._control(), name="control"))
+        self._housekeeper = housekeeper(self.settings.redis_url, self.providers)
+        self._tasks.append(asyncio.create_task(self._housekeeper.async_run(), name="housekeeping"))
         self.started.set()
         log.info(
             "worker started", worker_id=self.worker_id, providers=self.providers, concurrency=self.concurrency
@@ -132,6 +134,7 @@ class Worker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await close_housekeeper(self._housekeeper)
         await self._deregister()
         for adapter in self._adapters.values():
             with contextlib.suppress(Exception):
@@ -289,7 +292,7 @@ class Worker:
 
     async def _renew(self) -> None:
         for provider, running in self._running.items():
-            by_lane: dict[str, list[str]] = {}
+            by_lane: dict[str, list[Any]] = {}
             for r in running.values():
                 by_lane.setdefault(r.lane, []).append(r.entry_id)
             for lane, ids in by_lane.items():
@@ -380,7 +383,7 @@ class Worker:
             await self.redis.zrem(keys.WORKERS_REGISTRY, self.worker_id)
             for provider in self.providers:
                 for lane in keys.LANES:
-                    await _delete_consumer_if_idle(
+                    await delete_consumer_if_idle(
                         self.redis, keys.work_stream(provider, lane), self.worker_id
                     )
 
@@ -400,7 +403,7 @@ class Worker:
                     self._cancel_local(provider, message["data"].decode(errors="replace"))
             except asyncio.CancelledError:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except (RedisError, OSError):
                 await asyncio.sleep(0.5)
@@ -411,21 +414,3 @@ class Worker:
                 running.cancel_reason = CancelReason.CALLER
                 running.task.cancel()
                 log.info("cancelling a running job", provider=provider, request_id=request_id)
-
-
-_DELETE_IF_IDLE = LuaScript(
-    """
-local owned = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #owned > 0 then return 0 end
-return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-"""
-)
-
-
-async def _delete_consumer_if_idle(redis: Redis, stream: str, consumer: str) -> None:
-    """Remove a consumer from the group only if it owns no pending entry (checked atomically)."""
-    try:
-        await _DELETE_IF_IDLE(redis, [stream], [keys.GROUP, consumer])
-    except ResponseError as exc:
-        if "NOGROUP" not in str(exc):
-            raise
