@@ -267,7 +267,7 @@ class LLMProducer:
 
     async def _enqueue_job(self, job: Job) -> list[Any]:
         ttl_ms = int((job.deadline - job.enqueued_at + self.settings.result_ttl) * 1000)
-        ctx = orjson.dumps(job.request.context.model_dump(exclude_none=True))
+        ctx = orjson.dumps(job.request.a2a())
         result: list[Any] = await self._enqueue(
             self.redis,
             [keys.state(job.provider, job.request_id), keys.work_stream(job.provider, job.lane)],

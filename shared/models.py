@@ -119,6 +119,17 @@ class LLMRequest(_Strict):
     def context(self) -> A2AContext:
         return A2AContext(trace_id=self.trace_id, source_agent=self.source_agent, session_id=self.session_id)
 
+    def a2a(self) -> dict[str, str]:
+        """The A2A context fields that are set, as a plain dict (what every event carries)."""
+        out: dict[str, str] = {}
+        if self.trace_id:
+            out["trace_id"] = self.trace_id
+        if self.source_agent:
+            out["source_agent"] = self.source_agent
+        if self.session_id:
+            out["session_id"] = self.session_id
+        return out
+
     def log_context(self) -> dict[str, str]:
         """The fields every log line and event of this request is bound with."""
         out: dict[str, str] = {}

@@ -36,8 +36,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {'queued', sid}
 """
 
-#: KEYS: state, work stream. ARGV: consumer, now (s), max deliveries, entry id, group.
-#: Returns {"run", seq, deliveries} | {"dead", seq, last error} | {"expired", seq} |
+#: KEYS: state, work stream, provider pause key. ARGV: consumer, now (s), max deliveries, entry id, group.
+#: Returns {"run", seq, deliveries, pause ms left} | {"dead", seq, last error} | {"expired", seq} |
 #: {"cancelled", seq} | {"skip", status}. "skip" means there is nothing to run (already terminal or
 #: unknown); the entry has been acknowledged and deleted.
 BEGIN: Final = """
@@ -54,7 +54,7 @@ local deliveries = (tonumber(st[2]) or 0) + 1
 if deliveries > tonumber(ARGV[3]) then return {'dead', seq, st[5] or ''} end
 if tonumber(ARGV[2]) > tonumber(st[4]) then return {'expired', seq} end
 redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'deliveries', deliveries)
-return {'run', seq, deliveries}
+return {'run', seq, deliveries, redis.call('PTTL', KEYS[3])}
 """
 
 #: KEYS: state, events stream. ARGV: channel, event index, event payload, events ttl (ms), deliveries.

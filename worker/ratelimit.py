@@ -73,9 +73,17 @@ class RateLimiter:
                 args += [interval, interval * max(0, limit.tpm // 60 - 1), tokens]
         return limit_keys, args
 
-    async def acquire(self, model: ModelInfo, tokens: int, deadline: float) -> float:
-        """Wait until the attempt is admitted; returns the seconds waited. Gives up at ``deadline``."""
+    async def acquire(
+        self, model: ModelInfo, tokens: int, deadline: float, paused_ms: int | None = None
+    ) -> float:
+        """Wait until the attempt is admitted; returns the seconds waited. Gives up at ``deadline``.
+
+        ``paused_ms`` is the provider's pause as just read elsewhere (the BEGIN script): with no limit
+        configured for the model, a zero needs no further round trip.
+        """
         limit_keys, args = self._plan(model, tokens)
+        if paused_ms == 0 and len(limit_keys) == 1:
+            return 0.0
         provider_limit = self._limits.get(model.provider)
         if provider_limit is not None and provider_limit.rpm:
             await self._local_limiter(model.provider, provider_limit.rpm).acquire()

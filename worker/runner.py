@@ -97,7 +97,7 @@ class JobRunner:
         ttl_ms = int(self._settings.result_ttl * 1000)
         begin = await _BEGIN(
             self._redis,
-            [keys.state(provider, job.request_id), stream_key],
+            [keys.state(provider, job.request_id), stream_key, keys.pause(provider)],
             [self._consumer, time.time(), self._settings.max_deliveries, entry_id, keys.GROUP],
         )
         outcome = _text(begin[0])
@@ -110,7 +110,7 @@ class JobRunner:
             self._redis,
             provider,
             job.request_id,
-            context=job.request.context.model_dump(exclude_none=True),
+            context=job.request.a2a(),
             stream_key=stream_key,
             entry_id=entry_id,
             deliveries=deliveries,
@@ -143,8 +143,9 @@ class JobRunner:
         if last_index > 0 and job.stream:
             await writer.restart(int(deliveries), "the job was delivered again")
 
+        paused_ms = max(0, int(begin[3])) if outcome == "run" and job.provider == provider else None
         try:
-            response = await self._execute(job, writer, bound)
+            response = await self._execute(job, writer, bound, paused_ms)
         except asyncio.CancelledError:
             if running.cancel_reason == CancelReason.CALLER:
                 await asyncio.shield(
@@ -164,7 +165,7 @@ class JobRunner:
             return
         await asyncio.shield(writer.done(response))
 
-    async def _execute(self, job: Job, writer: JobEvents, bound: Any) -> LLMResponse:
+    async def _execute(self, job: Job, writer: JobEvents, bound: Any, paused_ms: int | None) -> LLMResponse:
         settings = self._settings
         chain = [job.model, *job.fallbacks]
         attempts = 0
@@ -180,7 +181,10 @@ class JobRunner:
                 remaining = job.deadline - time.time()
                 if remaining <= 0:
                     raise RequestTimeoutError("the request's deadline passed", data={"attempts": attempts})
-                await self._limiter.acquire(model, estimate, job.deadline)
+                # BEGIN already read the provider's pause: the first attempt skips a round trip when no
+                # limit is configured for its model.
+                known_pause = paused_ms if attempts == 0 and model.provider == job.provider else None
+                await self._limiter.acquire(model, estimate, job.deadline, known_pause)
                 attempts += 1
                 if writer.tokens_sent:
                     await writer.restart(attempts, f"retrying after {type(last_error).__name__}")
