@@ -515,6 +515,8 @@ class Launcher:
             for child in stage.children:
                 if child.killed:
                     self.console.print(f"[red]{child.name} did not stop in time and was killed.[/]")
+                elif not child.stopped_cleanly:
+                    self.console.print(f"[red]{child.name} exited with code {child.returncode}.[/]")
             self.console.print(
                 f"[dim]{stage.name} stopped in {time.monotonic() - started:.1f}s[/]", highlight=False
             )
