@@ -90,7 +90,6 @@ class Settings(BaseSettings):
     batch_min_slots: int = Field(default=1, ge=0, validation_alias="LLMRELAY_BATCH_MIN_SLOTS")
     batch_max_share: float = Field(default=0.5, ge=0, le=1, validation_alias="LLMRELAY_BATCH_MAX_SHARE")
     shutdown_grace: float = Field(default=30.0, ge=0, validation_alias="LLMRELAY_SHUTDOWN_GRACE")
-    token_flush_ms: float = Field(default=2.0, ge=0, validation_alias="LLMRELAY_TOKEN_FLUSH_MS")
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict, validation_alias="LLMRELAY_RATE_LIMITS")
     backoff_base: float = Field(default=0.5, gt=0, validation_alias="LLMRELAY_BACKOFF_BASE")
     backoff_max: float = Field(default=30.0, gt=0, validation_alias="LLMRELAY_BACKOFF_MAX")
