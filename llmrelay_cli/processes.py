@@ -128,7 +128,8 @@ class Supervisor:
     # -- signals ---------------------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a closed terminal should stop the stack as cleanly as Ctrl-C does.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._previous[sig] = signal.signal(sig, self._on_signal)
 
     def restore_signal_handlers(self) -> None:

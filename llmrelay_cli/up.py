@@ -200,6 +200,8 @@ class Launcher:
         if self.options.simulate or not has_any_key(self.settings):
             stack.simulator_url = self._start_simulator()
         else:
+            keyed = [p for p in PROVIDERS if _key_set(self.settings, p)]
+            self._note("Providers", f"the real APIs of {', '.join(keyed)} (API keys found)")
             missing = [p for p in PROVIDERS if not _key_set(self.settings, p)]
             if missing:
                 self.console.print(
@@ -460,9 +462,10 @@ class Launcher:
         table.add_row(
             "Workers", f"{len(stack.workers)} (pids {', '.join(str(w.pid) for w in stack.workers)})"
         )
-        self.console.print(
-            Panel(table, title="[bold green]llmrelay is up[/]", border_style="green", expand=False)
-        )
+        title = "[bold green]llmrelay is up[/]"
+        if stack.simulator_url:
+            title += " [bold yellow](simulated providers)[/]"
+        self.console.print(Panel(table, title=title, border_style="green", expand=False))
 
         model = self._example_model()
         token = self.settings.api_token is not None
