@@ -1,7 +1,7 @@
 """What the façade reads from Redis about the service: queues, live workers, merged worker metrics, health.
 
-Everything here is read-only except one bit of hygiene: registry members whose heartbeat is long gone
-(a worker killed without deregistering) are dropped from the registry, so enumeration stays cheap.
+Everything here only reads. Workers enumerate themselves in the registry zset and prove they are alive
+with a heartbeat key that expires; the workers' housekeeping prunes members that stopped beating.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from redis.exceptions import RedisError
 
 from shared import keys
 from shared.catalog import PROVIDERS
-
-#: Registry members whose last heartbeat is older than this (and whose heartbeat key expired) are pruned.
-STALE_WORKER_SECONDS = 300.0
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -86,18 +83,14 @@ def _our_group(groups: Any) -> dict[str, Any] | None:
 
 async def live_workers(redis: Redis) -> list[dict[str, Any]]:
     """The heartbeat info of every worker whose heartbeat key is present, oldest registration first."""
-    members = await redis.zrange(keys.WORKERS_REGISTRY, 0, -1, withscores=True)
+    members = await redis.zrange(keys.WORKERS_REGISTRY, 0, -1)
     if not members:
         return []
-    ids = [_text(member) for member, _score in members]
+    ids = [_text(member) for member in members]
     beats = await redis.mget([keys.worker_heartbeat(worker_id) for worker_id in ids])
     alive: list[dict[str, Any]] = []
-    stale: list[str] = []
-    cutoff = time.time() - STALE_WORKER_SECONDS
-    for (worker_id, (_member, score)), beat in zip(zip(ids, members, strict=True), beats, strict=True):
+    for worker_id, beat in zip(ids, beats, strict=True):
         if beat is None:
-            if score < cutoff:
-                stale.append(worker_id)
             continue
         try:
             info = orjson.loads(beat)
@@ -106,8 +99,6 @@ async def live_workers(redis: Redis) -> list[dict[str, Any]]:
         if isinstance(info, dict):
             info.setdefault("worker_id", worker_id)
             alive.append(info)
-    if stale:
-        await redis.zrem(keys.WORKERS_REGISTRY, *stale)
     return alive
 
 
@@ -229,7 +220,10 @@ def summarize(samples: Samples) -> dict[str, Any]:
         e = entry(dict(key))
         if e is not None:
             e["cost_usd"] = round(e["cost_usd"] + value, 10)
-    for field, base in (("latency_ms", "llmrelay_request_latency_seconds"), ("ttft_ms", "llmrelay_ttft_seconds")):
+    for field, base in (
+        ("latency_ms", "llmrelay_request_latency_seconds"),
+        ("ttft_ms", "llmrelay_ttft_seconds"),
+    ):
         for (provider, model), buckets in _histograms(samples, base).items():
             e = entry({"provider": provider, "model": model})
             if e is not None:
@@ -238,7 +232,8 @@ def summarize(samples: Samples) -> dict[str, Any]:
     providers: dict[str, Any] = {}
     for (provider, model), e in sorted(models.items()):
         p = providers.setdefault(
-            provider, {"requests": 0, "errors": 0, "tokens": {"in": 0, "out": 0}, "cost_usd": 0.0, "models": {}}
+            provider,
+            {"requests": 0, "errors": 0, "tokens": {"in": 0, "out": 0}, "cost_usd": 0.0, "models": {}},
         )
         p["requests"] += e["requests"]
         p["errors"] += sum(e["errors"].values())
