@@ -119,7 +119,7 @@ def _request_object(item: Any) -> Call | Invalid:
         isinstance(raw_id, bool) or not isinstance(raw_id, str | int | float | type(None))
     ):
         return Invalid(None, "Invalid Request: id must be a string, a number or null")
-    id_: Id = None if raw_id is NO_ID else raw_id
+    id_: Id = None if isinstance(raw_id, NoId) else raw_id
     if item.get("jsonrpc") != "2.0":
         return Invalid(id_, 'Invalid Request: "jsonrpc" must be exactly "2.0"')
     method = item.get("method")
@@ -182,7 +182,9 @@ class Dispatcher:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {call.method}")
         return await method(context, self.params_of(call))
 
-    async def respond(self, item: Call | Invalid, context: Any, *, in_batch: bool = False) -> dict[str, Any] | None:
+    async def respond(
+        self, item: Call | Invalid, context: Any, *, in_batch: bool = False
+    ) -> dict[str, Any] | None:
         """The response object of one request object, or None for a notification."""
         if isinstance(item, Invalid):
             return error_response(item.id, INVALID_REQUEST, item.message)
@@ -225,6 +227,10 @@ class Dispatcher:
             batch, items = parse(body)
         except RpcError as exc:
             return encode(error_response(None, exc.code, exc.message))
+        return await self.answer(batch, items, context)
+
+    async def answer(self, batch: bool, items: list[Call | Invalid], context: Any) -> bytes | None:
+        """The response body for parsed request objects (see :func:`parse`), or None."""
         if not batch:
             response = await self.respond(items[0], context)
             return None if response is None else encode(response)

@@ -18,20 +18,22 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from producer import admin
 from producer.sdk import LLMProducer
-from shared.errors import BackendUnavailableError, InvalidRequestError, LLMRelayError, ProviderUnavailableError
+from shared.errors import (
+    BackendUnavailableError,
+    InvalidRequestError,
+    LLMRelayError,
+    ProviderUnavailableError,
+)
 from shared.keys import valid_request_id
-from shared.models import MAX_TIMEOUT_SECONDS, LLMRequest
+from shared.models import MAX_TIMEOUT_SECONDS, LLMRequest, RequestId
 from shared.settings import Settings
-
-RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")]
-A2A_FIELDS = ("trace_id", "source_agent", "session_id")
 
 
 class FacadeStats(Protocol):
@@ -115,13 +117,18 @@ async def complete(ctx: Context, params: dict[str, Any]) -> Any:
 
     If the call is cancelled (its HTTP client went away), the request is cancelled too.
     """
-    request = build_request(ctx, params)
+    return await run_to_end(ctx.producer, build_request(ctx, params))
+
+
+async def run_to_end(producer: LLMProducer, request: LLMRequest) -> dict[str, Any]:
+    """The response dict of a request run to its end; cancelled along with the awaiting task."""
     try:
-        async for event in ctx.producer.events(request, stream=False):
+        async for event in producer.events(request, stream=False):
             if event["type"] == "done":
-                return event["response"]
+                response: dict[str, Any] = event["response"]
+                return response
     except asyncio.CancelledError:
-        cancel_later(ctx.producer, str(request.request_id))
+        cancel_later(producer, str(request.request_id))
         raise
     raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
 
@@ -195,7 +202,7 @@ def _providers(ctx: Context) -> list[str]:
 async def metrics(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """``llm.metrics``: one snapshot across the live workers and this façade."""
     NoParams.model_validate(params)
-    snapshot = await _redis_call(admin.metrics(ctx.producer.redis))
+    snapshot: dict[str, Any] = await _redis_call(admin.metrics(ctx.producer.redis))
     snapshot["facade"] = ctx.facade.snapshot() if ctx.facade is not None else None
     return snapshot
 
@@ -242,5 +249,7 @@ __all__ = [
     "Context",
     "EventFeed",
     "build_request",
+    "cancel_later",
     "parse_event_id",
+    "run_to_end",
 ]
