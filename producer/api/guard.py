@@ -13,6 +13,7 @@ import time
 
 import orjson
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer.api.telemetry import ApiMetrics
@@ -132,6 +133,8 @@ class Guard:
             except BodyTooLargeError:
                 if not response_started:
                     await reply(413, self._too_large(path))
+            except ClientDisconnect:
+                status = 499  # the client left while sending its body: no one to answer
         except Exception:
             log.exception("unhandled error", route=route_label(path))
             if not response_started:
@@ -141,13 +144,13 @@ class Guard:
                 await reply(500, body)
         finally:
             if self.metrics is not None:
-                label = route_label(path)
-                self.metrics.http_requests.labels(label, str(status)).inc()
-                self.metrics.http_latency.labels(label).observe(time.perf_counter() - started)
+                self.metrics.observe_http(route_label(path), status, time.perf_counter() - started)
 
     def _too_large(self, path: str) -> bytes:
         message = f"the request body exceeds {self.max_body} bytes"
-        return error_body(path, 413, message, kind="invalid_request_error", code="request_too_large", rpc_code=-32600)
+        return error_body(
+            path, 413, message, kind="invalid_request_error", code="request_too_large", rpc_code=-32600
+        )
 
 
 def _bearer(scope: Scope) -> bytes | None:
@@ -184,4 +187,11 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 __all__ = [
     "CALLER_KEY",
-    "BodyTooLargeError", "Guard", "caller_of", "error_body", "header", "route_label", "route_of"]
+    "BodyTooLargeError",
+    "Guard",
+    "caller_of",
+    "error_body",
+    "header",
+    "route_label",
+    "route_of",
+]

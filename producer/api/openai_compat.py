@@ -10,6 +10,7 @@ refused with a 400 rather than silently answered differently. llmrelay's own req
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from producer.sdk import StreamRestartedError
-from shared.errors import LLMRelayError, RateLimitedError
+from shared.errors import LLMRelayError, RateLimitedError, StreamRestartedError
 from shared.models import LLMRequest
 from shared.redaction import redact
 
@@ -61,7 +61,9 @@ def service_error(err: LLMRelayError) -> tuple[int, bytes, list[tuple[bytes, byt
     """Status, body and headers for one of our errors, in OpenAI's shape."""
     field = err.data.get("field")
     code = _CODES.get(err.type_name) or _snake(err.type_name)
-    body = error_payload(redact(err.message), err.openai_type, field if isinstance(field, str) else None, code)
+    body = error_payload(
+        redact(err.message), err.openai_type, field if isinstance(field, str) else None, code
+    )
     headers: list[tuple[bytes, bytes]] = []
     if isinstance(err, RateLimitedError) and err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
@@ -102,6 +104,8 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
             values[name] = body[name]
     for name, value in a2a.items():
         values.setdefault(name, value)
+    if values.get("request_id") is None:
+        values["request_id"] = uuid.uuid4().hex
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ChatRequestError("metadata must be an object", "metadata")
@@ -180,7 +184,11 @@ def _content(content: Any, param: str) -> str:
     if isinstance(content, list):
         texts: list[str] = []
         for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
                 raise ChatRequestError("only text content parts are supported", param, "unsupported_content")
             texts.append(part["text"])
         return "".join(texts)
@@ -237,8 +245,10 @@ class ChunkWriter:
         self._tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
 
     def _choice(self, delta: bytes, finish: bytes) -> bytes:
-        return b'%b"system_fingerprint":null,"choices":[{"index":0,"delta":%b,"logprobs":null,' \
+        return (
+            b'%b"system_fingerprint":null,"choices":[{"index":0,"delta":%b,"logprobs":null,'
             b'"finish_reason":%b}]%b' % (self._head, delta, finish, self._tail)
+        )
 
     def role(self) -> bytes:
         return self._choice(b'{"role":"assistant","content":""}', b"null")

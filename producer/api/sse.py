@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable
 
 import structlog
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 log = structlog.get_logger("llmrelay.api")
@@ -28,7 +29,7 @@ HEADERS = [
 ]
 
 
-class EventStreamResponse:
+class EventStreamResponse(Response):
     """An ASGI response that sends ``frames`` as a ``text/event-stream``.
 
     ``on_close(disconnected)`` is called exactly once when the response ends, with ``True`` when the
@@ -43,8 +44,10 @@ class EventStreamResponse:
         on_close: Callable[[bool], None] | None = None,
         ping_interval: float | None = None,
     ) -> None:
+        self.status_code = 200
+        self.background = None
         self.frames = frames
-        self.headers = HEADERS + (headers or [])
+        self.stream_headers = HEADERS + (headers or [])
         self.on_close = on_close
         self.ping_interval = PING_SECONDS if ping_interval is None else ping_interval
         self._last_send = 0.0
@@ -53,7 +56,7 @@ class EventStreamResponse:
         loop = asyncio.get_running_loop()
         disconnected = False
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            await send({"type": "http.response.start", "status": 200, "headers": self.stream_headers})
             self._last_send = loop.time()
             pump = asyncio.ensure_future(self._pump(send))
             watch = asyncio.ensure_future(_until_disconnect(receive))

@@ -65,11 +65,24 @@ class ApiMetrics:
         self.streams = Gauge("llmrelay_api_streams_inflight", "Event streams open", registry=r)
         self.redis_up = Gauge("llmrelay_api_redis_up", "Whether the last scrape reached Redis", registry=r)
         self.queue = QueueMetrics.create(r)
+        # Label children by label values: ``labels()`` costs more than the increment it leads to.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_call(self, method: str, outcome: str, seconds: float) -> None:
         name = method if method in KNOWN_CALLS else "other"
-        self.calls.labels(name, outcome).inc()
-        self.call_latency.labels(name).observe(seconds)
+        self._child(self.calls, name, outcome).inc()
+        self._child(self.call_latency, name).observe(seconds)
+
+    def observe_http(self, route: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, route, str(status)).inc()
+        self._child(self.http_latency, route).observe(seconds)
 
     def set_queues(self, stats: Iterable[StreamStats], workers_alive: int) -> None:
         for s in stats:
