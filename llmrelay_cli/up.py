@@ -162,6 +162,7 @@ class Launcher:
         self.env_fields: set[str] = {"redis_url"}
         self.drop_vars: set[str] = set()
         self.tmpdir: Path | None = None
+        self.reported: set[int] = set()  # children whose exit was already shown
 
     # -- the whole run ---------------------------------------------------------------------------------
 
@@ -171,12 +172,15 @@ class Launcher:
         code = 0
         try:
             stack = self._start()
+            self.supervisor.pump(0.1)  # the children's start-up lines before the banner, not after it
             self._print_ready(stack)
             self.supervisor.wait_for_stop([c for s in self.stages for c in s.children])
+            self.console.print()  # past the ^C the terminal echoed
             self.console.print(Rule("stopping", style="yellow"))
         except StopRequested:
             self.console.print("[yellow]Interrupted while starting: stopping what was started.[/]")
         except ChildExited as exc:
+            self.reported.add(exc.child.pid)
             self.console.print(f"[bold red]{exc.child.name} exited with code {exc.child.returncode}[/]")
             self.console.print("[red]Stopping everything else.[/]")
             code = 1
@@ -518,7 +522,7 @@ class Launcher:
             for child in stage.children:
                 if child.killed:
                     self.console.print(f"[red]{child.name} did not stop in time and was killed.[/]")
-                elif not child.stopped_cleanly:
+                elif not child.stopped_cleanly and child.pid not in self.reported:
                     self.console.print(f"[red]{child.name} exited with code {child.returncode}.[/]")
             self.console.print(
                 f"[dim]{stage.name} stopped in {time.monotonic() - started:.1f}s[/]", highlight=False
