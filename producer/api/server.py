@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.logging import configure_logging
+from shared.logging import configure_logging, get_logger
 from shared.settings import Settings
 
 
@@ -34,4 +34,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     """Run the façade until SIGINT or SIGTERM (blocking)."""
     configure_logging(settings)
     server = build_server(settings, host, port)
+    log = get_logger("llmrelay.api")
+    log.info(
+        "façade listening",
+        url=f"http://{server.config.host}:{server.config.port}",
+        auth="bearer token" if settings.api_token is not None else "off",
+    )
     server.run()

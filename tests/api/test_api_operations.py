@@ -258,3 +258,24 @@ def test_worker_snapshots_merge_and_percentiles() -> None:
     assert admin.histogram_quantile(0.5, []) is None
     assert admin.histogram_quantile(0.5, [(0.1, 0.0), (float("inf"), 0.0)]) is None
     assert orjson.dumps(admin.summarize(merged))
+
+
+def test_serve_configures_logging_then_runs_the_server(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from producer.api import server as api_server
+
+    calls: list[str] = []
+
+    class Stub:
+        config = SimpleNamespace(host="127.0.0.1", port=8000)
+
+        def run(self) -> None:
+            calls.append("run")
+
+    monkeypatch.setattr(api_server, "configure_logging", lambda _settings: calls.append("logging"))
+    monkeypatch.setattr(api_server, "build_server", lambda *_args: Stub())
+    api_server.serve(settings)
+    assert calls == ["logging", "run"]
