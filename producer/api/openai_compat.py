@@ -33,6 +33,8 @@ _CODES = {
     "RateLimitedError": "rate_limit_exceeded",
     "UnknownModelError": "model_not_found",
     "ContextLengthExceededError": "context_length_exceeded",
+    "ProviderError": "provider_error",
+    "LLMRelayError": "server_error",
 }
 
 
@@ -72,7 +74,7 @@ def service_error(err: LLMRelayError) -> tuple[int, bytes, list[tuple[bytes, byt
 
 def _snake(name: str) -> str:
     base = name[: -len("Error")] if name.endswith("Error") else name
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
 
 
 def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:

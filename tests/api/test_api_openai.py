@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx2
 import openai
+import orjson
 import pytest
 from api_support import chat, sse_events
 
@@ -336,3 +337,18 @@ def test_replay_filter_passes_only_new_text_and_refuses_divergence() -> None:
     replay.restart()
     with pytest.raises(StreamRestartedError):
         replay.token("abX-and-more")
+
+
+def test_every_shared_error_has_an_openai_code_and_status() -> None:
+    from producer.api.openai_compat import service_error
+    from shared.errors import ERRORS_BY_NAME
+
+    codes = set()
+    for name, cls in ERRORS_BY_NAME.items():
+        status, body, _headers = service_error(cls("x"))
+        error = orjson.loads(body)["error"]
+        assert status == cls.http_status
+        assert error["type"] == cls.openai_type
+        assert error["code"].replace("_", "").isalpha() and error["code"].islower(), name
+        codes.add(error["code"])
+    assert len(codes) == len(ERRORS_BY_NAME)
