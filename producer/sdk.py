@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import orjson
@@ -119,7 +119,7 @@ class LLMProducer:
                 return LLMResponse.model_validate(event["response"])
         raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
 
-    async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
+    async def stream(self, request: LLMRequest) -> AsyncGenerator[str, None]:
         """Yield the response's text as it is generated.
 
         If the job is retried after some text was yielded, the new attempt's text is matched against what
@@ -199,7 +199,9 @@ class LLMProducer:
             raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
         return _text(raw)
 
-    async def events(self, request: LLMRequest, *, stream: bool = True) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, request: LLMRequest, *, stream: bool = True
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Queue a request and yield its events (token, restart, done) as dicts; errors are raised.
 
         This is what the façade relays: every event carries its ``index`` for resumption.
@@ -229,7 +231,7 @@ class LLMProducer:
         except TimeoutError:
             raise BackendUnavailableError("Redis did not confirm the subscription in time") from None
 
-    async def resume(self, request_id: str, after_index: int = 0) -> AsyncIterator[dict[str, Any]]:
+    async def resume(self, request_id: str, after_index: int = 0) -> AsyncGenerator[dict[str, Any], None]:
         """Follow a request's events after ``after_index`` (e.g. an SSE ``Last-Event-ID``)."""
         provider = await self._provider_of(request_id)
         deadline = time.monotonic() + self.settings.request_timeout + DEADLINE_GRACE
@@ -310,8 +312,12 @@ class LLMProducer:
                     return
                 if not terminal_only:
                     yield event
-            if last == after and await self._is_unknown(provider, request_id):
-                raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
+            if last == after:
+                status = await self._call(self._hget(keys.state(provider, request_id), "status"))
+                if status is None:
+                    raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
+                if _text(status) in scripts.TERMINAL:
+                    return  # the reader has already seen the end: nothing follows
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -343,9 +349,6 @@ class LLMProducer:
             self.redis.xrange(keys.events(provider, request_id), min=f"(0-{after}", max="+")
         )
         return [orjson.loads(fields[b"e"]) for _id, fields in entries]
-
-    async def _is_unknown(self, provider: str, request_id: str) -> bool:
-        return not await self._call(self.redis.exists(keys.state(provider, request_id)))
 
     async def _provider_of(self, request_id: str) -> str:
         known = self._providers.get(request_id)
@@ -386,7 +389,9 @@ def _is_terminal(event: dict[str, Any]) -> bool:
 
 def _checked(event: dict[str, Any]) -> dict[str, Any]:
     if event["type"] == "error":
-        raise LLMRelayError.from_dict(event["error"])
+        error = LLMRelayError.from_dict(event["error"])
+        error.event_index = event.get("index")
+        raise error
     return event
 
 

@@ -22,6 +22,8 @@ class LLMRelayError(Exception):
         super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
         self.message = str(self.args[0])
         self.data: dict[str, Any] = dict(data or {})
+        #: The index of the error event that carried this error to a caller, when it came as one.
+        self.event_index: int | None = None
 
     @property
     def type_name(self) -> str:

@@ -208,7 +208,8 @@ class Facade:
             state.finished = True
         except LLMRelayError as err:
             state.finished, state.outcome = True, str(err.code)
-            yield _error_frame(head, service_error(err), b"%b:%d" % (rid, last + 1))
+            index = err.event_index if err.event_index is not None else last + 1
+            yield _error_frame(head, service_error(err), b"%b:%d" % (rid, index))
         except Exception:
             log.exception("stream relay failed", request_id=feed.request_id)
             state.finished, state.outcome = True, str(INTERNAL_ERROR)

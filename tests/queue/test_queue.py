@@ -338,3 +338,24 @@ def test_job_codec_refuses_foreign_providers() -> None:
     data["p"] = "mystery"
     with pytest.raises(InvalidRequestError):
         Job.decode(orjson.dumps(data))
+
+
+async def test_resume_past_the_end_returns_at_once(producer: LLMProducer, worker: Worker) -> None:
+    events = [e async for e in producer.events(req("the end", request_id="end-1"))]
+    started = time.monotonic()
+    assert [e async for e in producer.resume("end-1", events[-1]["index"])] == []
+    assert time.monotonic() - started < 1
+
+
+async def test_error_events_keep_their_index(settings: Settings, producer: LLMProducer) -> None:
+    strict = settings.model_copy(update={"max_retries": 0})
+    w = Worker(strict, concurrency=2)
+    await w.start()
+    try:
+        seen = []
+        with pytest.raises(ProviderUnavailableError) as info:
+            async for event in producer.events(req("broken [[sim:fault=500]]")):
+                seen.append(event)
+    finally:
+        await w.stop(grace=1)
+    assert info.value.event_index == len(seen) + 1
