@@ -67,7 +67,9 @@ def machine() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def worker_process(env: dict[str, str], *, core: int | None, providers: str, concurrency: int) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    env: dict[str, str], *, core: int | None, providers: str, concurrency: int
+) -> Iterator[subprocess.Popen[bytes]]:
     """A `python -m worker` process pinned to ``core``, stopped with SIGTERM at the end."""
     full = {**os.environ, **env, "LLMRELAY_LOG_LEVEL": "WARNING", "LLMRELAY_LOG_FORMAT": "json"}
     cmd = [sys.executable, "-m", "worker", "--providers", providers, "--concurrency", str(concurrency)]

@@ -1,6 +1,6 @@
 """Provider selection: the catalog lookup and the whole governance route of a request, in microseconds.
 
-    llmrelay bench selection [--n 200000] [--json PATH]
+llmrelay bench selection [--n 200000] [--json PATH]
 """
 
 from __future__ import annotations

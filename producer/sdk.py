@@ -317,7 +317,14 @@ class LLMProducer:
                 if status is None:
                     raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
                 if _text(status) in scripts.TERMINAL:
-                    return  # the reader has already seen the end: nothing follows
+                    # Ended: either the reader has seen the end already, or it ended since the read.
+                    for event in await self._read_log(provider, request_id, last):
+                        if _is_terminal(event):
+                            yield _checked(event)
+                            return
+                        if not terminal_only:
+                            yield event
+                    return
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

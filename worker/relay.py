@@ -60,6 +60,13 @@ class JobEvents:
 
     # -- tokens -------------------------------------------------------------------------------------
 
+    async def push_first(self, text: str) -> None:
+        """Write an attempt's first token before reading on: the time to first token is not spent
+        waiting for the rest of a buffered response to be parsed."""
+        await self.flush()
+        await self._write(events.encode_token(self.index + 1, text, self._suffix))
+        self.tokens_sent = True
+
     def push(self, text: str) -> None:
         """Queue a token; written at once unless a write is in flight (then with the next one)."""
         self._buffer.append(text)

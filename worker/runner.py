@@ -234,10 +234,12 @@ class JobRunner:
         relay = job.stream
         async for item in adapter.stream(call):
             if type(item) is str:
+                parts.append(item)
                 if first is None:
                     first = time.time()
-                parts.append(item)
-                if relay:
+                    if relay:
+                        await writer.push_first(item)
+                elif relay:
                     writer.push(item)
             else:
                 end = item  # type: ignore[assignment]

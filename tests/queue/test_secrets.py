@@ -52,13 +52,18 @@ async def test_canary_key_leaks_nowhere(model: str, env_name: str, canary: str, 
     await worker.start()
     try:
         async with LLMProducer(settings) as producer:
-            ok = await producer.complete(LLMRequest(model=model, messages=[{"role": "user", "content": "hi"}]))
+            ok = await producer.complete(
+                LLMRequest(model=model, messages=[{"role": "user", "content": "hi"}])
+            )
             with pytest.raises(AuthenticationError) as refused:
                 await producer.complete(
                     LLMRequest(model=model, messages=[{"role": "user", "content": "[[sim:fault=401]]"}])
                 )
             streamed = [
-                t async for t in producer.stream(LLMRequest(model=model, messages=[{"role": "user", "content": "s"}]))
+                t
+                async for t in producer.stream(
+                    LLMRequest(model=model, messages=[{"role": "user", "content": "s"}])
+                )
             ]
         await worker._heartbeat_once()  # the metrics snapshot goes to Redis too
     finally:
