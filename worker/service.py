@@ -40,6 +40,8 @@ log = structlog.get_logger("llmrelay.worker")
 #: How long a blocking read waits before the loop checks whether it should stop.
 READ_BLOCK_MS = 500
 CAPPED_BLOCK_MS = 20
+#: Entries per stream a blocking read may return.
+BLOCK_COUNT = 8
 HEARTBEAT_SECONDS = 2.0
 
 
@@ -190,6 +192,9 @@ class Worker:
         batch = keys.work_stream(provider, "batch")
         running = self._running[provider]
         delay = 0.1
+        # True when the last blocking read saw both lanes empty: the next round need not poll them
+        # before blocking again (one read per job at low load instead of three).
+        drained = False
         while not self._stopping.is_set():
             try:
                 free = self.concurrency - len(running)
@@ -197,14 +202,26 @@ class Worker:
                     self._slots[provider].clear()
                     await self._slots[provider].wait()
                     continue
-                got = await self._read(provider, {interactive: ">"}, free, block=None)
-                free -= got
+                got = 0
                 batch_room = min(free, self._batch_cap() - self._batch_inflight[provider])
-                if batch_room > 0:
-                    got += await self._read(provider, {batch: ">"}, batch_room, block=None)
+                if not drained:
+                    got = await self._read(provider, {interactive: ">"}, free, block=None)
+                    free -= got
+                    batch_room = min(free, batch_room)
+                    if batch_room > 0:
+                        got += await self._read(provider, {batch: ">"}, batch_room, block=None)
+                drained = False
                 if got == 0:
                     if batch_room > 0:
-                        await self._read(provider, {interactive: ">", batch: ">"}, 1, block=READ_BLOCK_MS)
+                        count = max(1, min(BLOCK_COUNT, free // 2, batch_room))
+                        seen = await self._read(
+                            provider,
+                            {interactive: ">", batch: ">"},
+                            count,
+                            block=READ_BLOCK_MS,
+                            per_stream=True,
+                        )
+                        drained = count > 1 and seen < count
                     else:
                         # Batch is at its share: wait on interactive only, briefly, so that a batch slot
                         # freed meanwhile is used without waiting out a whole blocking read.
@@ -223,18 +240,29 @@ class Worker:
                 else:
                     raise
 
-    async def _read(self, provider: str, streams: dict[str, str], count: int, block: int | None) -> int:
+    async def _read(
+        self,
+        provider: str,
+        streams: dict[str, str],
+        count: int,
+        block: int | None,
+        *,
+        per_stream: bool = False,
+    ) -> int:
+        """Read and launch entries; returns how many started (or, with ``per_stream``, the most any one
+        stream gave, to tell whether a stream may hold more)."""
         assert self._blocking is not None
         client = self._blocking if block is not None else self.redis
         reply = await client.xreadgroup(keys.GROUP, self.worker_id, streams, count=count, block=block)  # type: ignore[arg-type]
-        started = 0
+        started = most = 0
         for stream, entries in reply or ():
             lane = "batch" if stream.endswith(b":batch") else "interactive"
+            most = max(most, len(entries))
             for entry_id, fields in entries:
                 if fields:
                     self._launch(provider, lane, entry_id.decode(), fields)
                     started += 1
-        return started
+        return most if per_stream else started
 
     def _launch(self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes]) -> None:
         request_id = fields.get(b"id", b"").decode(errors="replace")
