@@ -30,6 +30,7 @@ from bench._common import (
     KEYS,
     ROOT,
     cores,
+    machine,
     pin,
     print_table,
     summary,
@@ -211,12 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    at_start = machine()
     try:
         import uvloop
 
         result = uvloop.run(run(args))
     except ImportError:  # pragma: no cover
         result = asyncio.run(run(args))
+    result["machine"] = at_start
     report(result, args.concurrency)
     print(f"JSON: {write_json('facade', result, args.json)}")
     return 0

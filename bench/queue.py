@@ -23,6 +23,7 @@ from openai import AsyncOpenAI
 from bench._common import (
     KEYS,
     cores,
+    machine,
     pin,
     print_table,
     summary,
@@ -245,12 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         "--json", default=None, help="where to write the JSON (default bench/results/queue.json)"
     )
     args = parser.parse_args(argv)
+    at_start = machine()
     try:
         import uvloop
 
         result = uvloop.run(run(args))
     except ImportError:  # pragma: no cover
         result = asyncio.run(run(args))
+    result["machine"] = at_start
     report(result, args.concurrency)
     print(f"JSON: {write_json('queue', result, args.json)}")
     return 0

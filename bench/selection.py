@@ -9,7 +9,7 @@ import argparse
 import time
 from typing import Any
 
-from bench._common import print_table, summary, write_json
+from bench._common import machine, print_table, summary, write_json
 from shared import Governance, LLMRequest, Settings
 
 BATCH = 100
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    at_start = machine()
     settings = Settings(_env_file=None)
     governance = Governance.from_settings(settings)
     catalog = governance.catalog
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         [[name, s["p50"], s["p95"], s["p99"]] for name, s in results.items()],
         ["operation", "p50", "p95", "p99"],
     )
-    print(f"JSON: {write_json('selection', {'benchmark': 'selection', 'us_per_call': results})}")
+    out = write_json("selection", {"benchmark": "selection", "us_per_call": results, "machine": at_start})
+    print(f"JSON: {out}")
     return 0
 
 
