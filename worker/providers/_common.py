@@ -75,12 +75,6 @@ def build_http_client(settings: Settings) -> httpx2.AsyncClient:
     )
 
 
-def missing_key(provider: Provider) -> AuthenticationError:
-    return AuthenticationError(
-        f"no API key configured for {provider}", data={"provider": provider, "status": None}
-    )
-
-
 def clean_text(text: object) -> str:
     """Provider text made safe to show: secrets masked, one line, bounded."""
     try:

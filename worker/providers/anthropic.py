@@ -21,7 +21,7 @@ from shared.errors import LLMRelayError
 from shared.models import FinishReason, LLMRequest, Usage
 from shared.settings import Settings
 from worker.providers import _common
-from worker.providers.base import Completion, ProviderCall, RateLimitInfo, StreamEnd, drain
+from worker.providers.base import ProviderCall, RateLimitInfo, SDKAdapter, StreamEnd
 
 PROVIDER: Provider = "anthropic"
 
@@ -51,7 +51,7 @@ _ERROR_TYPE_STATUS: dict[str, int] = {
 }
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(SDKAdapter):
     """One ``AsyncAnthropic`` client per process, on an explicitly sized httpx2 pool, SDK retries off."""
 
     name: Provider = PROVIDER
@@ -68,19 +68,9 @@ class AnthropicAdapter:
             http_client=self._http,
         )
 
-    async def complete(self, call: ProviderCall) -> Completion:
-        return await drain(self.stream(call))
-
-    async def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
-        if not self._has_key:
-            raise _common.missing_key(PROVIDER)
-        try:
-            async for item in self._stream(call):
-                yield item
-        except LLMRelayError:
-            raise
-        except Exception as exc:
-            raise _translate(exc) from None
+    @staticmethod
+    def _translate(exc: BaseException) -> LLMRelayError:
+        return _translate(exc)
 
     async def aclose(self) -> None:
         # Closes the injected httpx2 client too.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.catalog import ModelInfo, Provider
+from shared.errors import AuthenticationError, LLMRelayError
 from shared.models import FinishReason, LLMRequest, Usage
 
 
@@ -62,6 +63,41 @@ class ProviderAdapter(Protocol):
     async def complete(self, call: ProviderCall) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+class SDKAdapter:
+    """What every adapter shares: the missing-key check, ``complete`` as the drained stream, and one
+    translation point where any SDK or transport exception becomes a ``shared`` error.
+
+    A subclass sets ``name`` and ``_has_key``, implements ``_stream`` (the SDK call) and points
+    ``_translate`` at its module's translation function.
+    """
+
+    name: Provider
+    _has_key: bool
+
+    @staticmethod
+    def _translate(exc: BaseException) -> LLMRelayError:
+        raise NotImplementedError
+
+    def _stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+        raise NotImplementedError
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        return await drain(self.stream(call))
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+        if not self._has_key:
+            raise AuthenticationError(
+                f"no API key configured for {self.name}", data={"provider": self.name, "status": None}
+            )
+        try:
+            async for item in self._stream(call):
+                yield item
+        except LLMRelayError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from None
 
 
 async def drain(events: AsyncIterator[str | StreamEnd]) -> Completion:

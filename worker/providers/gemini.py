@@ -13,7 +13,7 @@ from shared.errors import LLMRelayError
 from shared.models import FinishReason, LLMRequest, Usage
 from shared.settings import Settings
 from worker.providers import _common
-from worker.providers.base import Completion, ProviderCall, StreamEnd, drain
+from worker.providers.base import ProviderCall, SDKAdapter, StreamEnd
 
 PROVIDER: Provider = "gemini"
 API_VERSION = "v1beta"
@@ -36,7 +36,7 @@ _FINISH: dict[str, FinishReason] = {
 _NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 
 
-class GeminiAdapter:
+class GeminiAdapter(SDKAdapter):
     """One ``genai.Client`` per process, given an httpx2 client of ours (never aiohttp), no retries."""
 
     name: Provider = PROVIDER
@@ -57,19 +57,9 @@ class GeminiAdapter:
             ),
         )
 
-    async def complete(self, call: ProviderCall) -> Completion:
-        return await drain(self.stream(call))
-
-    async def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
-        if not self._has_key:
-            raise _common.missing_key(PROVIDER)
-        try:
-            async for item in self._stream(call):
-                yield item
-        except LLMRelayError:
-            raise
-        except Exception as exc:
-            raise _translate(exc) from None
+    @staticmethod
+    def _translate(exc: BaseException) -> LLMRelayError:
+        return _translate(exc)
 
     async def aclose(self) -> None:
         # The SDK leaves a client it was given open: close ours, then the SDK's own (sync) one.

@@ -23,7 +23,7 @@ from shared.errors import LLMRelayError
 from shared.models import FinishReason, LLMRequest, Usage
 from shared.settings import Settings
 from worker.providers import _common
-from worker.providers.base import Completion, ProviderCall, RateLimitInfo, StreamEnd, drain
+from worker.providers.base import ProviderCall, RateLimitInfo, SDKAdapter, StreamEnd
 
 PROVIDER: Provider = "openai"
 
@@ -56,7 +56,7 @@ _ERROR_CODE_STATUS: dict[str, int] = {
 }
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(SDKAdapter):
     """One ``AsyncOpenAI`` client per process, on an explicitly sized httpx2 pool, SDK retries off."""
 
     name: Provider = PROVIDER
@@ -73,23 +73,12 @@ class OpenAIAdapter:
             http_client=self._http,
         )
 
-    async def complete(self, call: ProviderCall) -> Completion:
-        return await drain(self.stream(call))
+    @staticmethod
+    def _translate(exc: BaseException) -> LLMRelayError:
+        return _translate(exc)
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
-        if not self._has_key:
-            raise _common.missing_key(PROVIDER)
-        try:
-            if call.model.api == "responses":
-                async for item in self._stream_responses(call):
-                    yield item
-            else:
-                async for item in self._stream_chat(call):
-                    yield item
-        except LLMRelayError:
-            raise
-        except Exception as exc:
-            raise _translate(exc) from None
+    def _stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+        return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
 
     async def aclose(self) -> None:
         # Closes the injected httpx2 client too.
