@@ -57,6 +57,9 @@ class Worker:
         registry: CollectorRegistry | None = None,
         adapters: dict[str, ProviderAdapter] | None = None,
     ) -> None:
+        if concurrency is not None and concurrency != settings.worker_concurrency:
+            # Adapters size their connection pools from the settings: they must see the real figure.
+            settings = settings.model_copy(update={"worker_concurrency": concurrency})
         self.settings = settings
         self.providers = list(providers)
         unknown = set(self.providers) - set(PROVIDERS)

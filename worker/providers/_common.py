@@ -67,10 +67,16 @@ def base_url(settings: Settings, provider: Provider) -> str:
 
 
 def build_http_client(settings: Settings) -> httpx2.AsyncClient:
-    """One connection pool per provider, sized on purpose: httpx2 gets slower as its idle pool grows."""
-    size = settings.http_pool_size
+    """One connection pool per provider, sized on purpose.
+
+    In flight, as many connections as the worker runs jobs (a smaller cap would queue calls inside the
+    SDK); idle, only ``http_pool_size``: httpx2 gets slower on every request as its idle pool grows.
+    """
+    idle = settings.http_pool_size
     return httpx2.AsyncClient(
-        limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
+        limits=httpx2.Limits(
+            max_connections=max(idle, settings.worker_concurrency), max_keepalive_connections=idle
+        ),
         timeout=settings.request_timeout,
     )
 
