@@ -44,13 +44,24 @@ def _settings(**overrides: Any) -> Settings:
 
 
 @pytest.mark.parametrize("provider", sorted(ADAPTERS))
+async def test_in_flight_connections_never_fall_below_the_idle_pool(provider: str) -> None:
+    adapter: Any = build_adapter(provider, _settings(LLMRELAY_WORKER_CONCURRENCY=3))
+    try:
+        pool = adapter._http._transport._pool
+        assert (pool._max_connections, pool._max_keepalive_connections) == (7, 7)
+    finally:
+        await adapter.aclose()
+
+
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
 async def test_each_adapter_owns_one_pool_of_the_configured_size(provider: str) -> None:
     adapter: Any = build_adapter(provider, _settings())
     try:
         assert type(adapter) is ADAPTERS[provider]
         assert adapter.name == provider
         pool = adapter._http._transport._pool
-        assert (pool._max_connections, pool._max_keepalive_connections) == (7, 7)
+        # Idle connections as configured; in flight, as many as the worker runs jobs at once.
+        assert (pool._max_connections, pool._max_keepalive_connections) == (256, 7)
     finally:
         await adapter.aclose()
     assert adapter._http.is_closed

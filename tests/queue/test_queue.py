@@ -352,10 +352,14 @@ async def test_error_events_keep_their_index(settings: Settings, producer: LLMPr
     w = Worker(strict, concurrency=2)
     await w.start()
     try:
-        seen = []
-        with pytest.raises(ProviderUnavailableError) as info:
+        seen: list[dict[str, object]] = []
+
+        async def follow() -> None:
             async for event in producer.events(req("broken [[sim:fault=500]]")):
                 seen.append(event)
+
+        with pytest.raises(ProviderUnavailableError) as info:
+            await follow()
     finally:
         await w.stop(grace=1)
     assert info.value.event_index == len(seen) + 1
