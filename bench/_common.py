@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -10,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,26 @@ def wait_for_worker(redis_url: str, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError("no worker registered")
+
+
+def run_benchmark(
+    name: str,
+    args: Any,
+    run: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]],
+    report: Callable[..., None],
+) -> int:
+    """Run one benchmark on uvloop, print its table, write its JSON with the machine's state at start."""
+    at_start = machine()
+    try:
+        import uvloop
+
+        result = uvloop.run(run(args))
+    except ImportError:  # pragma: no cover
+        result = asyncio.run(run(args))
+    result["machine"] = at_start
+    report(result, args.concurrency)
+    print(f"JSON: {write_json(name, result, args.json)}")
+    return 0
 
 
 def write_json(name: str, data: dict[str, Any], path: str | None = None) -> Path:

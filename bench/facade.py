@@ -30,13 +30,12 @@ from bench._common import (
     KEYS,
     ROOT,
     cores,
-    machine,
     pin,
     print_table,
+    run_benchmark,
     summary,
     wait_for_worker,
     worker_process,
-    write_json,
 )
 from simulator.server import SimulatorServer
 
@@ -211,18 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--json", default=None)
-    args = parser.parse_args(argv)
-    at_start = machine()
-    try:
-        import uvloop
-
-        result = uvloop.run(run(args))
-    except ImportError:  # pragma: no cover
-        result = asyncio.run(run(args))
-    result["machine"] = at_start
-    report(result, args.concurrency)
-    print(f"JSON: {write_json('facade', result, args.json)}")
-    return 0
+    return run_benchmark("facade", parser.parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

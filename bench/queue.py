@@ -23,13 +23,12 @@ from openai import AsyncOpenAI
 from bench._common import (
     KEYS,
     cores,
-    machine,
     pin,
     print_table,
+    run_benchmark,
     summary,
     wait_for_worker,
     worker_process,
-    write_json,
 )
 from producer import LLMProducer
 from shared import LLMRequest, Settings
@@ -245,18 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", default=None, help="where to write the JSON (default bench/results/queue.json)"
     )
-    args = parser.parse_args(argv)
-    at_start = machine()
-    try:
-        import uvloop
-
-        result = uvloop.run(run(args))
-    except ImportError:  # pragma: no cover
-        result = asyncio.run(run(args))
-    result["machine"] = at_start
-    report(result, args.concurrency)
-    print(f"JSON: {write_json('queue', result, args.json)}")
-    return 0
+    return run_benchmark("queue", parser.parse_args(argv), run, report)
 
 
 if __name__ == "__main__":
