@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         [[name, s["p50"], s["p95"], s["p99"]] for name, s in results.items()],
         ["operation", "p50", "p95", "p99"],
     )
-    out = write_json("selection", {"benchmark": "selection", "us_per_call": results, "machine": at_start})
+    out = write_json(
+        "selection", {"benchmark": "selection", "us_per_call": results, "machine": at_start}, args.json
+    )
     print(f"JSON: {out}")
     return 0
 
