@@ -110,6 +110,8 @@ class Worker:
             self.metrics,
             self.worker_id,
         )
+        for provider in self.providers:
+            self._adapter(provider)  # SDK clients are built before the first job, not by it
         await self._heartbeat_once()
         for provider in self.providers:
             self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
