@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from producer.subscriptions import RESYNC, Subscriptions
 from shared import keys, scripts
 from shared.catalog import PROVIDERS
+from shared.connections import blocking_pool
 from shared.errors import (
     BackendUnavailableError,
     InvalidRequestError,
@@ -77,13 +78,7 @@ class LLMProducer:
 
     async def start(self) -> None:
         """Open the pool and the pub/sub connection before serving, so no request pays for them."""
-        self._pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            max_connections=self.settings.redis_pool_size,
-            timeout=5,
-            socket_connect_timeout=5,
-            socket_keepalive=True,
-        )
+        self._pool = blocking_pool(self.settings.redis_url, self.settings.redis_pool_size)
         self._redis = Redis(connection_pool=self._pool)
         try:
             await self._redis.ping()

@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 import structlog
 from prometheus_client import CollectorRegistry
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import keys
 from shared.catalog import PROVIDERS
+from shared.connections import blocking_pool
 from shared.governance import Governance
 from shared.metrics import WorkerMetrics
 from shared.settings import Settings
@@ -84,13 +85,7 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            max_connections=self.settings.redis_pool_size,
-            timeout=10,
-            socket_connect_timeout=5,
-            socket_keepalive=True,
-        )
+        pool = blocking_pool(self.settings.redis_url, self.settings.redis_pool_size, timeout=10)
         self._redis = Redis(connection_pool=pool)
         # Blocking reads hold their connection: one per provider loop plus one for control messages.
         self._blocking = Redis.from_url(
