@@ -27,6 +27,7 @@ from shared.errors import (
     RequestTimeoutError,
     StreamRestartedError,
 )
+from shared.events import TERMINAL_TYPES
 from shared.governance import Governance
 from shared.jobs import Job
 from shared.models import LLMRequest, LLMResponse
@@ -386,7 +387,7 @@ def _text(value: Any) -> str:
 
 
 def _is_terminal(event: dict[str, Any]) -> bool:
-    return event["type"] in ("done", "error")
+    return event["type"] in TERMINAL_TYPES
 
 
 def _checked(event: dict[str, Any]) -> dict[str, Any]:

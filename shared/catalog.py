@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -139,9 +139,3 @@ class Catalog:
 
     def by_tier(self, tier: Tier) -> list[ModelInfo]:
         return [m for m in self.models.values() if m.tier == tier]
-
-    def with_prices(self, name: str, **prices: float) -> Catalog:
-        """A copy with one model's prices changed (for tests and what-if accounting)."""
-        models = dict(self.models)
-        models[name] = replace(models[name], **prices)  # type: ignore[arg-type]
-        return Catalog(models=models, prices_as_of=self.prices_as_of, batch_discount=self.batch_discount)

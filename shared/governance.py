@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.catalog import Catalog, ModelInfo, Tier
+from shared.catalog import TIERS, Catalog, ModelInfo, Tier
 from shared.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
@@ -100,7 +100,7 @@ class Governance:
             settings.catalog,
             settings.effective_allowed_models,
             default_model=settings.default_model,
-            tier_models=settings.tier_models,
+            tier_models={tier: settings.tier_preference(tier) for tier in TIERS},
             failover=settings.failover,
         )
 

@@ -147,10 +147,6 @@ class Worker:
                     await client.aclose()
         log.info("worker stopped", worker_id=self.worker_id, jobs_done=self.jobs_done)
 
-    async def run_until_stopped(self) -> None:
-        await self.start()
-        await self._stopping.wait()
-
     @property
     def redis(self) -> Redis:
         assert self._redis is not None, "the worker is not started"

@@ -174,17 +174,6 @@ def test_long_context_falls_back_to_the_standard_price_where_no_long_price_is_se
     assert info.cost(1_000_000, 1_000_000) == pytest.approx(3.0 + 2.0)
 
 
-def test_with_prices_changes_one_model_in_a_copy(catalog: Catalog) -> None:
-    cheaper = catalog.with_prices("gpt-4.1", input_per_mtok=1.0)
-    assert cheaper.resolve("gpt-4.1-2025-04-14").input_per_mtok == 1.0
-    assert cheaper.resolve("gpt-4.1").output_per_mtok == 8.0
-    assert catalog.resolve("gpt-4.1").input_per_mtok == 2.0
-    assert (cheaper.prices_as_of, cheaper.batch_discount) == (catalog.prices_as_of, catalog.batch_discount)
-
-
-# Overrides and validation
-
-
 def test_override_file_merges_field_by_field(tmp_path: Path) -> None:
     override = tmp_path / "catalog.toml"
     override.write_text(
