@@ -61,6 +61,12 @@ def rate(provider: Provider | str, scope: str, kind: str) -> str:
     return f"{tag(provider)}:rl:{scope}:{kind}"
 
 
+def stream_reader(request_id: str) -> str:
+    """Token of the façade stream that last started relaying a request: a resume on any replica
+    replaces it, which tells the replica the client left that its pending cancel is void."""
+    return f"{PREFIX}:reader:{request_id}"
+
+
 def worker_heartbeat(worker_id: str) -> str:
     return f"{PREFIX}:worker:{worker_id}"
 

@@ -76,6 +76,7 @@ class _StreamState:
     """How one relayed stream ended: whether its terminal event went out, and the call's outcome."""
 
     request_id: str = ""
+    token: str = ""
     finished: bool = False
     outcome: str = "ok"
 
@@ -88,7 +89,9 @@ class Facade:
         self.owns_producer = producer is None
         self.producer = producer if producer is not None else LLMProducer(settings)
         self.metrics = ApiMetrics()
-        self.streams = StreamRegistry(settings.max_streams_per_caller, self.producer.cancel)
+        self.streams = StreamRegistry(
+            settings.max_streams_per_caller, self.producer.cancel, lambda: self.producer.redis
+        )
         self.dispatcher = Dispatcher(
             METHODS, positional=POSITIONAL, streaming=STREAMING, observer=self.metrics.observe_call
         )
@@ -189,7 +192,7 @@ class Facade:
             return sse.EventStreamResponse(_one(_error_frame(head, error)))
         assert isinstance(feed, EventFeed)
         state.request_id = feed.request_id
-        self.streams.resumed(feed.request_id)
+        state.token = await self.streams.started(feed.request_id)
         return sse.EventStreamResponse(
             self._rpc_frames(feed, head, state),
             headers=[(b"x-request-id", feed.request_id.encode())],
@@ -227,7 +230,7 @@ class Facade:
             if disconnected and not state.finished:
                 outcome = "disconnected"
                 if state.request_id:
-                    self.streams.abandoned(state.request_id, grace)
+                    self.streams.abandoned(state.request_id, grace, state.token)
             self.metrics.observe_call(method, outcome, time.perf_counter() - started)
 
         return closed

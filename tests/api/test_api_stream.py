@@ -88,6 +88,28 @@ async def test_a_client_that_disconnects_cancels_its_request_after_the_grace(
     await poll(lambda: facade.streams.inflight == 0)
 
 
+async def test_a_resume_through_another_replica_voids_the_pending_cancel(
+    settings: Settings, worker: Worker, serve: Serve, producer: LLMProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "RESUME_GRACE_SECONDS", 0.3)
+    left, other = await serve(settings), await serve(settings)
+    prompt = "Travels between replicas [[sim:tokens=60 tps=60]]"
+    body = stream_call(prompt, request_id="two-replicas")
+    async with left.client() as client, client.stream("POST", "/jsonrpc", json=body) as response:
+        first = await read_events(response, count=2)
+    headers = {"Last-Event-ID": first[-1].id}
+    async with (
+        other.client() as client,
+        client.stream("POST", "/jsonrpc", json=body, headers=headers) as response,
+    ):
+        rest = await read_events(response)
+    seen = [orjson.loads(e.data) for e in first + rest]
+    assert seen[-1]["result"]["type"] == "done"
+    assert texts(seen) == "".join(reply_for(prompt, 60))
+    assert await producer.status("two-replicas") == "done"  # the replica it left did not cancel it
+    assert left.app.state.facade.streams.pending() == []
+
+
 async def status_is(producer: LLMProducer, request_id: str, wanted: str) -> bool:
     return await producer.status(request_id) == wanted
 
