@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from producer import batches
 from producer.subscriptions import RESYNC, Subscriptions
 from shared import keys, scripts
+from shared.batch import BatchItem, BatchStatus
+from shared.batch import meta_key as batch_meta_key
 from shared.catalog import PROVIDERS
 from shared.connections import blocking_pool
 from shared.errors import (
@@ -31,6 +34,7 @@ from shared.events import TERMINAL_TYPES
 from shared.governance import Governance
 from shared.jobs import Job
 from shared.models import LLMRequest, LLMResponse
+from shared.queue import enqueue, make_job
 from shared.scripts import LuaScript
 from shared.settings import Settings
 
@@ -62,7 +66,6 @@ class LLMProducer:
         self._pool: BlockingConnectionPool | None = None
         self._redis: Redis | None = None
         self._subs: Subscriptions | None = None
-        self._enqueue = LuaScript(scripts.ENQUEUE)
         self._cancel = LuaScript(scripts.CANCEL)
         self._providers: dict[str, str] = {}
 
@@ -166,7 +169,9 @@ class LLMProducer:
 
     async def cancel(self, request_id: str) -> bool:
         """Cancel a queued or running request. True if it was (or is being) cancelled by this call."""
-        provider = await self._provider_of(request_id)
+        return await self._cancel_on(await self._provider_of(request_id), request_id)
+
+    async def _cancel_on(self, provider: str, request_id: str) -> bool:
         error = orjson.dumps(RequestCancelledError("cancelled by the caller").to_dict())
         outcome = await self._call(
             self._cancel(
@@ -187,6 +192,55 @@ class LLMProducer:
             )
         )
         return _text(outcome) in ("cancelled", "cancelling")
+
+    # -- bulk workloads ---------------------------------------------------------------------------------
+
+    async def submit_batch(self, requests: Sequence[LLMRequest], *, batch_id: str | None = None) -> str:
+        """Queue many requests on the batch lane; returns the batch id at once.
+
+        Every item is checked first (a refused one raises its error with ``data["index"]``, and nothing
+        is stored). Items keep their ``request_id`` or get ``<batch id>-<index>``. The workers feed them
+        into the batch streams as the queue has room; see ``batch_status`` and ``batch_results``.
+        """
+        batch_id = batch_id or batches.new_batch_id()
+        if not keys.valid_request_id(batch_id):
+            raise InvalidRequestError("batch_id is not a valid id", data={"field": "batch_id"})
+        items = batches.prepare(requests, self.governance, batch_id)
+        await self._call(batches.store(self.redis, batch_id, items))
+        for provider, item in items:
+            assert item.request_id is not None
+            self._remember(item.request_id, provider)
+        return batch_id
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """How many of the batch's items are pending, queued, running, done, failed, cancelled..."""
+        return await self._call(batches.status(self.redis, batch_id))
+
+    async def batch_results(
+        self, batch_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> AsyncGenerator[BatchItem, None]:
+        """Each item's outcome in submission order, from ``offset`` (``limit`` items at most)."""
+        try:
+            async for item in batches.results(self.redis, batch_id, offset, limit):
+                yield item
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
+
+    async def batch_cancel(self, batch_id: str) -> int:
+        """Stop feeding the batch and cancel its queued and running items; returns how many."""
+        await self._call(self._hset_state(batch_id))
+        cancelled = 0
+        items = await self._call(batches.items(self.redis, batch_id))
+        for provider, request_id in items:
+            if await self._call(self._hget(keys.state(provider, request_id), "status")) is None:
+                cancelled += 1  # never fed: it will never run
+                continue
+            cancelled += await self._cancel_on(provider, request_id)
+        return cancelled
+
+    async def _hset_state(self, batch_id: str) -> None:
+        await batches.meta(self.redis, batch_id)  # JobNotFoundError for an unknown batch
+        await self.redis.hset(batch_meta_key(batch_id), "state", "cancelled")  # type: ignore[misc]
 
     async def status(self, request_id: str) -> str:
         provider = await self._provider_of(request_id)
@@ -246,32 +300,16 @@ class LLMProducer:
         request_id = request.request_id or uuid.uuid4().hex
         if request.request_id is None:
             request = request.model_copy(update={"request_id": request_id})
-        now = time.time()
-        timeout = request.timeout or self.settings.request_timeout
-        self._providers[request_id] = route.model.provider
+        self._remember(request_id, route.model.provider)
+        return make_job(request, route, self.settings, stream=stream)
+
+    def _remember(self, request_id: str, provider: str) -> None:
+        self._providers[request_id] = provider
         if len(self._providers) > 100_000:
             self._providers.clear()
-        return Job(
-            request_id=request_id,
-            provider=route.model.provider,
-            model=route.model.name,
-            request=request,
-            enqueued_at=now,
-            deadline=now + timeout,
-            stream=stream,
-            lane=request.priority,
-            fallbacks=[m.name for m in route.fallbacks],
-        )
 
-    async def _enqueue_job(self, job: Job) -> list[Any]:
-        ttl_ms = int((job.deadline - job.enqueued_at + self.settings.result_ttl) * 1000)
-        ctx = orjson.dumps(job.request.a2a())
-        result: list[Any] = await self._enqueue(
-            self.redis,
-            [keys.state(job.provider, job.request_id), keys.work_stream(job.provider, job.lane)],
-            [job.request_id, job.encode(), self.settings.max_queue_length, job.deadline, ttl_ms, ctx],
-        )
-        return result
+    async def _enqueue_job(self, job: Job) -> tuple[str, Any]:
+        return await enqueue(self.redis, job, self.settings)
 
     def _queue_full(self, job: Job) -> QueueFullError:
         return QueueFullError(

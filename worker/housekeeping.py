@@ -5,7 +5,7 @@ under a job id derived from its scheduled time (``unique=True``), so whichever w
 and the others skip it: the cluster does each round once, and it keeps doing it as long as any worker
 lives. The hot path does not go through arq: its sorted-set polling would add latency to every job.
 
-A round:
+Each housekeeping round:
 - removes consumers that own no pending job and were idle longer than ``STALE_CONSUMER_SECONDS``
   (Redis never removes dead consumers by itself; a consumer that still owns jobs is left for reclaim);
 - drops registry entries of workers that stopped beating;
@@ -24,19 +24,26 @@ import structlog
 from arq.connections import ArqRedis, RedisSettings
 from arq.cron import cron
 from arq.worker import Worker as ArqWorker
+from arq.worker import func
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared import keys
+from shared.batch import ARQ_QUEUE, FEED_FUNCTION
+from shared.governance import Governance
 from shared.scripts import LuaScript
+from shared.settings import Settings
+from worker.batch import ROUND_SECONDS, feed_batch
 
 log = structlog.get_logger("llmrelay.housekeeping")
 
 STALE_CONSUMER_SECONDS = 3600
 STALE_WORKER_SECONDS = 60
 DEAD_LETTER_DAYS = 7
-QUEUE_NAME = f"{keys.PREFIX}:housekeeping"
+QUEUE_NAME = ARQ_QUEUE
 RUNS_KEY = f"{keys.PREFIX}:housekeeping:runs"
+#: A feeding round runs at most ROUND_SECONDS; arq retries one whose worker died after this long.
+FEED_TIMEOUT_SECONDS = int(ROUND_SECONDS * 3)
 
 _DELETE_IF_IDLE = LuaScript(
     """
@@ -95,20 +102,23 @@ async def _cron_sweep(ctx: dict[str, Any]) -> dict[str, int]:
     return await sweep(ctx["redis"], ctx["providers"])
 
 
-def housekeeper(redis_url: str, providers: list[str], *, second: int | set[int] = 0) -> ArqWorker:
-    """The arq worker that runs ``sweep`` once a minute (at ``second``) for the whole cluster."""
+def housekeeper(
+    settings: Settings, providers: list[str], governance: Governance, *, second: int | set[int] = 0
+) -> ArqWorker:
+    """The arq worker of a worker process: ``sweep`` once a minute (at ``second``) for the whole
+    cluster, and the feeding rounds of batches (``worker.batch.feed_batch``)."""
     return ArqWorker(
-        functions=[],
+        functions=[func(feed_batch, name=FEED_FUNCTION, timeout=FEED_TIMEOUT_SECONDS, max_tries=20)],
         cron_jobs=[
             cron(_cron_sweep, name="llmrelay-sweep", second=second, unique=True, run_at_startup=False)
         ],
-        redis_settings=RedisSettings.from_dsn(redis_url),
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=QUEUE_NAME,
         handle_signals=False,
-        max_jobs=1,
+        max_jobs=4,
         keep_result=60,
         poll_delay=1.0,
-        ctx={"providers": providers},
+        ctx={"providers": providers, "settings": settings, "governance": governance},
         log_results=False,
     )
 

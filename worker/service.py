@@ -112,7 +112,7 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
         self._tasks.append(asyncio.create_task(self._control(), name="control"))
-        self._housekeeper = housekeeper(self.settings.redis_url, self.providers)
+        self._housekeeper = housekeeper(self.settings, self.providers, self.governance)
         self._tasks.append(asyncio.create_task(self._housekeeper.async_run(), name="housekeeping"))
         self.started.set()
         log.info(

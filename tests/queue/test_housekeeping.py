@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys
+from shared import Governance, Settings, keys
 from worker.housekeeping import RUNS_KEY, close_housekeeper, housekeeper, sweep
 
 
@@ -47,7 +47,9 @@ async def test_sweep_drops_stale_workers_and_old_dead_letters(client: Redis) -> 
 
 
 async def test_two_workers_run_each_scheduled_round_once(redis_url: str, client: Redis) -> None:
-    workers = [housekeeper(redis_url, ["openai"], second=set(range(60))) for _ in range(2)]
+    settings = Settings(_env_file=None, REDIS_URL=redis_url)  # type: ignore[call-arg]
+    governance = Governance.from_settings(settings)
+    workers = [housekeeper(settings, ["openai"], governance, second=set(range(60))) for _ in range(2)]
     tasks = [asyncio.create_task(w.async_run()) for w in workers]
     try:
         await asyncio.sleep(3.5)

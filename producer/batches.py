@@ -1,0 +1,175 @@
+"""The producer's side of bulk workloads: store a batch, hand it to the feeder, read its progress."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.batch import (
+    ARQ_QUEUE,
+    FEED_FUNCTION,
+    MAX_BATCH_ITEMS,
+    TERMINAL_ITEM_STATES,
+    BatchItem,
+    BatchStatus,
+    items_key,
+    meta_key,
+    requests_key,
+)
+from shared.errors import InvalidRequestError, JobNotFoundError, LLMRelayError
+from shared.governance import Governance
+from shared.models import LLMRequest, LLMResponse
+
+#: How long a batch's bookkeeping stays readable.
+BATCH_TTL_SECONDS = 7 * 86400
+#: Items read or written per Redis round trip.
+CHUNK = 1000
+
+
+def prepare(
+    requests: Sequence[LLMRequest], governance: Governance, batch_id: str
+) -> list[tuple[str, LLMRequest]]:
+    """Check every item before anything is stored: (provider, request) pairs in the batch lane.
+
+    A refused item raises its error with ``data["index"]``; nothing of the batch is written then.
+    """
+    if not requests:
+        raise InvalidRequestError("a batch needs at least one request", data={"field": "requests"})
+    if len(requests) > MAX_BATCH_ITEMS:
+        raise InvalidRequestError(
+            f"a batch holds at most {MAX_BATCH_ITEMS} requests, not {len(requests)}",
+            data={"field": "requests", "limit": MAX_BATCH_ITEMS},
+        )
+    seen: set[str] = set()
+    prepared: list[tuple[str, LLMRequest]] = []
+    for index, request in enumerate(requests):
+        try:
+            route = governance.route(request)
+        except LLMRelayError as err:
+            err.data["index"] = index
+            raise
+        request_id = request.request_id or f"{batch_id}-{index:06d}"
+        if request_id in seen:
+            raise InvalidRequestError(
+                f"request id {request_id!r} appears twice in the batch", data={"index": index}
+            )
+        seen.add(request_id)
+        item = request.model_copy(update={"request_id": request_id, "priority": "batch"})
+        prepared.append((route.model.provider, item))
+    return prepared
+
+
+async def store(redis: Redis, batch_id: str, items: list[tuple[str, LLMRequest]]) -> None:
+    """Write the batch and ask the workers' arq queue to feed it."""
+    meta = meta_key(batch_id)
+    if await redis.exists(meta):
+        raise InvalidRequestError(f"batch {batch_id!r} exists already", data={"batch_id": batch_id})
+    async with redis.pipeline(transaction=False) as pipe:
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            pipe.rpush(items_key(batch_id), *(f"{p}|{r.request_id}" for p, r in chunk))
+            pipe.rpush(requests_key(batch_id), *(r.model_dump_json(exclude_defaults=True) for _, r in chunk))
+        pipe.hset(
+            meta,
+            mapping={"state": "feeding", "total": len(items), "fed": 0, "created": time.time()},
+        )
+        for key in (meta, items_key(batch_id), requests_key(batch_id)):
+            pipe.expire(key, BATCH_TTL_SECONDS)
+        await pipe.execute()
+    arq = ArqRedis(connection_pool=redis.connection_pool)
+    await arq.enqueue_job(
+        FEED_FUNCTION, batch_id, 0, _job_id=f"{FEED_FUNCTION}:{batch_id}:0", _queue_name=ARQ_QUEUE
+    )
+
+
+async def items(redis: Redis, batch_id: str, start: int = 0, stop: int = -1) -> list[tuple[str, str]]:
+    """The batch's items as (provider, request id), in submission order."""
+    raw = await redis.lrange(items_key(batch_id), start, stop)  # type: ignore[misc]
+    out = []
+    for entry in raw:
+        provider, _, request_id = entry.decode().partition("|")
+        out.append((provider, request_id))
+    return out
+
+
+async def meta(redis: Redis, batch_id: str) -> dict[str, str]:
+    raw = await redis.hgetall(meta_key(batch_id))  # type: ignore[misc]
+    if not raw:
+        raise JobNotFoundError(f"no batch {batch_id!r}", data={"batch_id": batch_id})
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _item_status(raw: Any, index: int, fed: int, cancelled: bool) -> str:
+    if raw is not None:
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+    if index < fed:
+        return "expired"  # fed, and its result has outlived LLMRELAY_RESULT_TTL
+    return "cancelled" if cancelled else "pending"
+
+
+async def status(redis: Redis, batch_id: str) -> BatchStatus:
+    info = await meta(redis, batch_id)
+    entries = await items(redis, batch_id)
+    fed, cancelled = int(info.get("fed", 0)), info.get("state") == "cancelled"
+    counts: dict[str, int] = {}
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start : start + CHUNK]
+        async with redis.pipeline(transaction=False) as pipe:
+            for provider, request_id in chunk:
+                pipe.hget(keys.state(provider, request_id), "status")
+            statuses = await pipe.execute()
+        for offset, raw in enumerate(statuses):
+            name = _item_status(raw, start + offset, fed, cancelled)
+            counts[name] = counts.get(name, 0) + 1
+    total = int(info.get("total", len(entries)))
+    completed = sum(n for name, n in counts.items() if name in TERMINAL_ITEM_STATES)
+    state = info.get("state", "feeding")
+    if state != "cancelled" and completed >= total:
+        state = "done"
+    return BatchStatus(
+        batch_id=batch_id,
+        state=state,
+        total=total,
+        fed=fed,
+        counts=counts,
+        completed=completed,
+        created_at=float(info.get("created", 0.0)),
+    )
+
+
+async def results(redis: Redis, batch_id: str, offset: int, limit: int | None) -> AsyncIterator[BatchItem]:
+    info = await meta(redis, batch_id)
+    fed, cancelled = int(info.get("fed", 0)), info.get("state") == "cancelled"
+    total = int(info.get("total", 0))
+    end = total if limit is None else min(total, offset + limit)
+    for start in range(offset, end, CHUNK):
+        chunk = await items(redis, batch_id, start, min(end, start + CHUNK) - 1)
+        async with redis.pipeline(transaction=False) as pipe:
+            for provider, request_id in chunk:
+                pipe.hmget(keys.state(provider, request_id), ["status", "result", "error"])
+            rows = await pipe.execute()
+        for i, ((_provider, request_id), (raw_status, result, error)) in enumerate(
+            zip(chunk, rows, strict=True)
+        ):
+            index = start + i
+            yield BatchItem(
+                index=index,
+                request_id=request_id,
+                status=_item_status(raw_status, index, fed, cancelled),
+                response=LLMResponse.model_validate_json(result) if result else None,
+                error=orjson.loads(error) if error else None,
+            )
+
+
+def new_batch_id() -> str:
+    return "b-" + uuid.uuid4().hex
+
+
+__all__ = ["items", "meta", "new_batch_id", "prepare", "results", "status", "store"]

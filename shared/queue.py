@@ -1,0 +1,57 @@
+"""Putting a job on its work stream: one ENQUEUE script call, shared by the producer and the batch feeder."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import keys, scripts
+from shared.governance import Route
+from shared.jobs import Job
+from shared.models import LLMRequest
+from shared.scripts import LuaScript
+from shared.settings import Settings
+
+_ENQUEUE = LuaScript(scripts.ENQUEUE)
+
+
+def make_job(request: LLMRequest, route: Route, settings: Settings, *, stream: bool) -> Job:
+    """The job of a routed request with an id; its deadline counts from now."""
+    assert request.request_id is not None, "a job needs its request id"
+    now = time.time()
+    return Job(
+        request_id=request.request_id,
+        provider=route.model.provider,
+        model=route.model.name,
+        request=request,
+        enqueued_at=now,
+        deadline=now + (request.timeout or settings.request_timeout),
+        stream=stream,
+        lane=request.priority,
+        fallbacks=[m.name for m in route.fallbacks],
+    )
+
+
+async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]:
+    """XADD the job unless its id exists or its stream is full.
+
+    Returns ``("queued", entry id)``, ``("exists", status)``, ``("full", "")``, ``("done", result JSON)``
+    or ``(terminal status, error JSON)`` for an id that already ran to an end.
+    """
+    ttl_ms = int((job.deadline - job.enqueued_at + settings.result_ttl) * 1000)
+    outcome, detail = await _ENQUEUE(
+        redis,
+        [keys.state(job.provider, job.request_id), keys.work_stream(job.provider, job.lane)],
+        [
+            job.request_id,
+            job.encode(),
+            settings.max_queue_length,
+            job.deadline,
+            ttl_ms,
+            orjson.dumps(job.request.a2a()),
+        ],
+    )
+    return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)), detail

@@ -1,0 +1,203 @@
+"""Bulk workloads: a batch is checked whole, fed at the queue's pace, followed, read back and cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+
+from producer import LLMProducer
+from shared import (
+    Governance,
+    InvalidRequestError,
+    JobNotFoundError,
+    LLMRequest,
+    ModelNotAllowedError,
+    Settings,
+    keys,
+)
+from shared.batch import BatchStatus, meta_key
+from simulator.reply import reply_for
+from tests.queue.conftest import poll, rdb
+from worker.batch import feed_batch
+from worker.service import Worker
+
+MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
+
+
+def item(i: int, model: str | None = None, text: str = "", **kw: Any) -> LLMRequest:
+    content = text or f"bulk item {i}"
+    return LLMRequest(model=model or MODELS[i % 3], messages=[{"role": "user", "content": content}], **kw)
+
+
+async def finished(producer: LLMProducer, batch_id: str) -> BatchStatus | None:
+    status = await producer.batch_status(batch_id)
+    return status if status.finished else None
+
+
+async def test_a_batch_runs_every_item_once_and_reads_back_in_order(
+    producer: LLMProducer, worker: Worker
+) -> None:
+    batch_id = await producer.submit_batch([item(i) for i in range(30)], batch_id="bulk-1")
+    status = await poll(lambda: finished(producer, batch_id), timeout=30)
+    assert (status.state, status.total, status.fed, status.completed) == ("done", 30, 30, 30)
+    assert status.counts == {"done": 30}
+    results = [r async for r in producer.batch_results(batch_id)]
+    assert [r.index for r in results] == list(range(30))
+    assert [r.request_id for r in results] == [f"bulk-1-{i:06d}" for i in range(30)]
+    for i, r in enumerate(results):
+        assert r.status == "done"
+        assert r.response is not None
+        assert r.response.content == "".join(reply_for(f"bulk item {i}", 20))
+        assert r.response.model == MODELS[i % 3]
+    page = [r.index async for r in producer.batch_results(batch_id, offset=10, limit=5)]
+    assert page == [10, 11, 12, 13, 14]
+
+
+async def test_items_run_on_the_batch_lane(producer: LLMProducer, settings: Settings) -> None:
+    await producer.submit_batch([item(i, "gpt-4.1-mini") for i in range(3)], batch_id="lane-1")
+    # No worker runs the jobs here; feed one round by hand and look where the items went.
+    await feed_batch(_ctx(settings), "lane-1")
+    client = rdb(settings.redis_url)
+    assert client.xlen(keys.work_stream("openai", "batch")) == 3
+    assert client.xlen(keys.work_stream("openai", "interactive")) == 0
+
+
+async def test_the_feeder_never_overfills_the_queue(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_queue_length": 4})
+    async with LLMProducer(small) as producer:
+        batch_id = await producer.submit_batch(
+            [item(i, "gpt-4.1-mini", f"paced {i} [[sim:ttft_ms=30]]") for i in range(25)]
+        )
+        worker = Worker(small, concurrency=8)
+        await worker.start()
+        client = rdb(settings.redis_url)
+        depth: list[int] = []
+        try:
+
+            async def done() -> bool:
+                depth.append(client.xlen(keys.work_stream("openai", "batch")))
+                return bool(await finished(producer, batch_id))
+
+            await poll(done, timeout=60, interval=0.01)
+        finally:
+            await worker.stop(grace=2)
+        status = await producer.batch_status(batch_id)
+    assert status.counts == {"done": 25}
+    assert max(depth) <= 4
+
+
+async def test_feeding_again_runs_nothing_twice(producer: LLMProducer, settings: Settings) -> None:
+    await producer.submit_batch([item(i, "claude-3-5-haiku") for i in range(5)], batch_id="twice")
+    ctx = _ctx(settings)
+    await feed_batch(ctx, "twice")
+    client = rdb(settings.redis_url)
+    # A round that died before its checkpoint: the next one starts from the beginning again.
+    client.hset(meta_key("twice"), mapping={"fed": 0, "state": "feeding"})
+    await feed_batch(ctx, "twice")
+    assert client.xlen(keys.work_stream("anthropic", "batch")) == 5
+
+
+async def test_an_item_whose_model_was_disallowed_since_ends_as_failed(
+    producer: LLMProducer, settings: Settings
+) -> None:
+    await producer.submit_batch([item(0, "gpt-4.1-mini"), item(1, "gemini-2.0-flash")], batch_id="policy")
+    narrow = settings.model_copy(update={"allowed_models": ["gemini-2.0-flash"]})
+    await feed_batch(_ctx(narrow), "policy")
+    results = [r async for r in producer.batch_results("policy")]
+    assert results[0].status == "failed"
+    assert results[0].error is not None
+    assert results[0].error["type"] == "ModelNotAllowedError"
+    assert results[1].status == "queued"
+
+
+async def test_a_batch_is_refused_whole_when_one_item_is_refused(
+    producer: LLMProducer, settings: Settings
+) -> None:
+    requests = [item(0), item(1), item(2, "gpt-4.1-mini")]
+    requests.insert(2, item(9, "claude-3-5-sonnet"))
+    narrow = settings.model_copy(update={"allowed_models": MODELS})
+    async with LLMProducer(narrow) as p:
+        with pytest.raises(ModelNotAllowedError) as refused:
+            await p.submit_batch(requests, batch_id="refused")
+    assert refused.value.data["index"] == 2
+    assert not rdb(settings.redis_url).exists(meta_key("refused"))
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        [],
+        [item(0, request_id="same"), item(1, request_id="same")],
+    ],
+    ids=["empty", "duplicate-ids"],
+)
+async def test_malformed_batches_are_refused(producer: LLMProducer, requests: list[LLMRequest]) -> None:
+    with pytest.raises(InvalidRequestError):
+        await producer.submit_batch(requests)
+
+
+async def test_a_batch_id_is_used_once(producer: LLMProducer) -> None:
+    await producer.submit_batch([item(0)], batch_id="once")
+    with pytest.raises(InvalidRequestError):
+        await producer.submit_batch([item(1)], batch_id="once")
+    with pytest.raises(InvalidRequestError):
+        await producer.submit_batch([item(1)], batch_id="not a valid id")
+
+
+async def test_cancel_stops_feeding_and_cancels_what_runs(settings: Settings, producer: LLMProducer) -> None:
+    small = settings.model_copy(update={"max_queue_length": 3})
+    slow = [item(i, "gpt-4.1-mini", f"slow {i} [[sim:tokens=200 tps=20]]") for i in range(12)]
+    async with LLMProducer(small) as p:
+        batch_id = await p.submit_batch(slow, batch_id="stop-1")
+        worker = Worker(small, concurrency=4)
+        await worker.start()
+        try:
+            await poll(lambda: _some_running(p, batch_id), timeout=20)
+            cancelled = await p.batch_cancel(batch_id)
+            status = await poll(lambda: finished(p, batch_id), timeout=20)
+        finally:
+            await worker.stop(grace=2)
+    assert cancelled == 12
+    assert status.state == "cancelled"
+    assert status.counts == {"cancelled": 12}
+
+
+async def _some_running(producer: LLMProducer, batch_id: str) -> bool:
+    return (await producer.batch_status(batch_id)).counts.get("running", 0) > 0
+
+
+async def test_unknown_batches_are_not_found(producer: LLMProducer) -> None:
+    with pytest.raises(JobNotFoundError):
+        await producer.batch_status("nope")
+    with pytest.raises(JobNotFoundError):
+        await producer.batch_cancel("nope")
+    with pytest.raises(JobNotFoundError):
+        _ = [r async for r in producer.batch_results("nope")]
+
+
+def _ctx(settings: Settings) -> dict[str, Any]:
+    return {
+        "redis": ArqRedis.from_url(settings.redis_url),
+        "settings": settings,
+        "governance": Governance.from_settings(settings),
+    }
+
+
+def test_status_finished_counts_every_outcome() -> None:
+    status = BatchStatus(batch_id="b", state="running", total=3, fed=3, counts={"done": 2}, completed=2)
+    assert not status.finished
+    assert status.model_copy(update={"completed": 3}).finished
+
+
+async def test_concurrent_batches_do_not_mix(producer: LLMProducer, worker: Worker) -> None:
+    a, b = await asyncio.gather(
+        producer.submit_batch([item(i, text=f"a{i}") for i in range(6)], batch_id="mix-a"),
+        producer.submit_batch([item(i, text=f"b{i}") for i in range(6)], batch_id="mix-b"),
+    )
+    for batch_id, prefix in ((a, "a"), (b, "b")):
+        await poll(lambda batch_id=batch_id: finished(producer, batch_id), timeout=30)
+        contents = [r.response.content async for r in producer.batch_results(batch_id) if r.response]
+        assert contents == ["".join(reply_for(f"{prefix}{i}", 20)) for i in range(6)]
