@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.catalog import PROVIDERS, Catalog, Provider, Tier
+from shared.redaction import redact
 
 #: What ALLOWED_MODELS means when it is unset or empty: the catalog's models of the three providers as
 #: shipped. Never "everything": a model added to the catalog by configuration must be allowed explicitly.
@@ -107,6 +108,11 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="auto", pattern="^(auto|json|console)$", validation_alias="LLMRELAY_LOG_FORMAT"
     )
+
+    def __repr_args__(self) -> Any:
+        # The Redis URL may carry a password: it prints masked, like the keys.
+        for name, value in super().__repr_args__():
+            yield name, (redact(value) if name == "redis_url" and isinstance(value, str) else value)
 
     @field_validator("allowed_models", mode="before")
     @classmethod

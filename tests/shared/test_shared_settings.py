@@ -292,3 +292,10 @@ def test_catalog_is_loaded_from_the_configured_file(tmp_path: Path, monkeypatch:
 
 def test_packaged_catalog_without_a_file() -> None:
     assert load().catalog.resolve("gpt-4.1").input_per_mtok == 2.0
+
+
+def test_the_redis_password_never_prints() -> None:
+    settings = Settings(_env_file=None, REDIS_URL="redis://:hunter2-secret@cache:6379/0")  # type: ignore[call-arg]
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in str(settings)
+    assert settings.redis_url.endswith("@cache:6379/0")  # the value itself is intact for the client
