@@ -138,6 +138,15 @@ class JobRunner:
         if outcome == "cancelled":
             await writer.fail("cancelled", RequestCancelledError("cancelled by the caller"))
             return
+        try:
+            for name in (job.model, *job.fallbacks):
+                self._governance.check(name)  # ALLOWED_MODELS on the worker's side too
+        except InvalidRequestError as err:
+            # Whoever wrote this job bypassed the producer's check: it must never reach a provider.
+            self._metrics.dead_letters.labels(provider).inc()
+            bound.error("job names a model this worker may not run; dead-lettered", error=err.message)
+            await writer.fail("dead", err, raw)
+            return
         if int(deliveries) > 1:
             self._metrics.reclaimed.labels(provider).inc()
         if last_index > 0 and job.stream:

@@ -135,10 +135,16 @@ async def test_worker_refuses_a_disallowed_model_that_was_queued_anyway(
     await w.start()
     try:
         with pytest.raises(ModelNotAllowedError):
-            await producer.complete(req("sneaky", "gpt-4.1"))
+            await producer.complete(req("sneaky", "gpt-4.1", request_id="sneaky-1"))
+        with pytest.raises(ModelNotAllowedError):
+            await producer.complete(req("sneaky too", "gpt-4.1-mini", fallback_models=["gpt-4.1"]))
     finally:
         await w.stop(grace=1)
     assert sim.requests() == []
+    dead = rdb(settings.redis_url).xrange(keys.dead_letter("openai"))
+    assert dead[0][1][b"id"] == b"sneaky-1"
+    assert b"ModelNotAllowedError" in dead[0][1][b"error"]
+    assert len(dead) == 2
 
 
 async def test_undecodable_payload_goes_to_the_dead_letter_stream(settings: Settings, worker: Worker) -> None:
