@@ -1,4 +1,4 @@
-"""`llmrelay complete` / `llmrelay stream`: one JSON-RPC call to a running façade, for a quick try."""
+"""The JSON-RPC client of the commands that talk to a running façade (`complete`, `stream`, `batch`)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ _ids = itertools.count(1)
 class ClientError(Exception):
     """A failure worth one clear line to the user."""
 
-    def __init__(self, message: str, *, code: int | None = None, data: Any = None) -> None:
+    def __init__(
+        self, message: str, *, code: int | None = None, data: Any = None, http_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.data = data
+        self.http_status = http_status
 
 
 @dataclass
@@ -91,8 +94,12 @@ def _http_error(response: httpx2.Response, options: CallOptions) -> ClientError:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return _rpc_error(body["error"])  # a JSON-RPC error sent with an HTTP status (e.g. 413)
-    return ClientError(f"HTTP {response.status_code} from {response.request.url}")
+        error = _rpc_error(body["error"])  # a JSON-RPC error sent with an HTTP status (e.g. 413)
+        error.http_status = response.status_code
+        return error
+    return ClientError(
+        f"HTTP {response.status_code} from {response.request.url}", http_status=response.status_code
+    )
 
 
 def _transport_error(exc: httpx2.HTTPError, options: CallOptions) -> ClientError:
@@ -106,13 +113,13 @@ def _transport_error(exc: httpx2.HTTPError, options: CallOptions) -> ClientError
     return ClientError(f"request to {options.url} failed: {type(exc).__name__}: {exc}")
 
 
-def complete(params: dict[str, Any], options: CallOptions) -> dict[str, Any]:
-    """`llm.complete`: the `LLMResponse` as a dict; raises ClientError."""
+def call(method: str, params: dict[str, Any], options: CallOptions) -> dict[str, Any]:
+    """One JSON-RPC call whose result is a JSON object: that object; raises ClientError."""
     try:
         with httpx2.Client(timeout=options.timeout) as client:
             response = client.post(
                 _endpoint(options.url),
-                json=_payload("llm.complete", params),
+                json=_payload(method, params),
                 headers=_headers(options, stream=False),
             )
     except httpx2.HTTPError as exc:
@@ -131,6 +138,11 @@ def complete(params: dict[str, Any], options: CallOptions) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise ClientError(f"unexpected result from the service: {result!r}")
     return result
+
+
+def complete(params: dict[str, Any], options: CallOptions) -> dict[str, Any]:
+    """`llm.complete`: the `LLMResponse` as a dict; raises ClientError."""
+    return call("llm.complete", params, options)
 
 
 def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:
