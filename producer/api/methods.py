@@ -9,6 +9,7 @@ A host with its own JSON-RPC handler registers them as they are::
 Every method takes named params (a dict) and returns a JSON-ready value; errors are ``shared.errors``
 exceptions, or pydantic ``ValidationError`` for params that do not validate. ``llm.stream`` returns an
 :class:`EventFeed` (an async iterator of event dicts), which the HTTP layer relays as Server-Sent Events.
+The ``llm.batch.*`` methods run bulk workloads: submit many requests at once, then follow the batch.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from redis.exceptions import RedisError
 
 from producer import admin
 from producer.sdk import LLMProducer
+from shared.batch import MAX_BATCH_ITEMS
 from shared.errors import (
     BackendUnavailableError,
     InvalidRequestError,
@@ -86,6 +88,30 @@ class ResultParams(RequestRef):
     timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
 
 
+#: Batch ids share the alphabet and length of request ids (an item's id defaults to ``<batch id>-<n>``).
+BatchId = RequestId
+
+
+class BatchSubmitParams(_Params):
+    requests: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    batch_id: BatchId | None = None
+
+
+class BatchRequests(BaseModel):
+    """The items of a submission as requests: a refused one is reported at ``requests.<index>``."""
+
+    requests: list[LLMRequest]
+
+
+class BatchRef(_Params):
+    batch_id: BatchId
+
+
+class BatchResultsParams(BatchRef):
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 # Tasks that cancel requests whose callers went away; held here so they are not collected mid-flight.
 _background: set[asyncio.Task[Any]] = set()
 
@@ -102,11 +128,17 @@ def cancel_later(producer: LLMProducer, request_id: str) -> None:
     task.add_done_callback(_background.discard)
 
 
-def build_request(ctx: Context, params: dict[str, Any]) -> LLMRequest:
-    """An LLMRequest from named params, with the transport's A2A context and a request id filled in."""
+def with_context(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of request params with the transport's A2A context where the params name none."""
     values = dict(params)
     for name, value in ctx.a2a.items():
         values.setdefault(name, value)
+    return values
+
+
+def build_request(ctx: Context, params: dict[str, Any]) -> LLMRequest:
+    """An LLMRequest from named params, with the transport's A2A context and a request id filled in."""
+    values = with_context(ctx, params)
     if values.get("request_id") is None:
         values["request_id"] = uuid.uuid4().hex
     return LLMRequest.model_validate(values)
@@ -195,6 +227,47 @@ async def models(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def batch_submit(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.batch.submit``: store many requests for the batch lane; the workers feed them as room frees.
+
+    Every item is checked before anything is stored: one that does not validate fails the call with
+    -32602 at ``requests.<index>``; one refused by governance fails it with its own error and
+    ``data.index``. Items without a ``request_id`` get ``<batch id>-<index>``.
+    """
+    p = BatchSubmitParams.model_validate(params)
+    items = BatchRequests.model_validate({"requests": [with_context(ctx, r) for r in p.requests]})
+    batch_id = await ctx.producer.submit_batch(items.requests, batch_id=p.batch_id)
+    return {"batch_id": batch_id, "total": len(items.requests)}
+
+
+async def batch_status(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.batch.status``: the batch's state and item counts, whether it finished, and its progress."""
+    p = BatchRef.model_validate(params)
+    found = await ctx.producer.batch_status(p.batch_id)
+    out = found.model_dump(mode="json")
+    out["finished"] = found.finished
+    out["progress"] = found.completed / found.total if found.total else 1.0
+    return out
+
+
+async def batch_results(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.batch.results``: a page of outcomes in submission order; ``next_offset`` is null at the end."""
+    p = BatchResultsParams.model_validate(params)
+    # One item past the page tells whether another page follows.
+    page = [item async for item in ctx.producer.batch_results(p.batch_id, offset=p.offset, limit=p.limit + 1)]
+    more = len(page) > p.limit
+    return {
+        "items": [item.model_dump(mode="json") for item in page[: p.limit]],
+        "next_offset": p.offset + p.limit if more else None,
+    }
+
+
+async def batch_cancel(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``llm.batch.cancel``: stop feeding the batch and cancel its items that have not finished."""
+    p = BatchRef.model_validate(params)
+    return {"batch_id": p.batch_id, "cancelled": await ctx.producer.batch_cancel(p.batch_id)}
+
+
 def _providers(ctx: Context) -> list[str]:
     return sorted({info.provider for info in ctx.producer.governance.allowed_models()})
 
@@ -230,6 +303,10 @@ METHODS: dict[str, Callable[[Context, dict[str, Any]], Awaitable[Any]]] = {
     "llm.models": models,
     "llm.metrics": metrics,
     "llm.health": health,
+    "llm.batch.submit": batch_submit,
+    "llm.batch.status": batch_status,
+    "llm.batch.results": batch_results,
+    "llm.batch.cancel": batch_cancel,
 }
 
 #: Methods whose result is an EventFeed: the HTTP layer answers them with an event stream.
@@ -252,4 +329,5 @@ __all__ = [
     "cancel_later",
     "parse_event_id",
     "run_to_end",
+    "with_context",
 ]
