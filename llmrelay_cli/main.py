@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from llmrelay_cli.batch import app as batch_app
 from shared.catalog import PROVIDERS
 from shared.settings import Settings
 from simulator.config import SimulatorConfig
@@ -417,6 +418,9 @@ def stream(
         if wrote:
             sys.stdout.write("\n")
         raise _fail(exc) from None
+
+
+app.add_typer(batch_app, name="batch")
 
 
 # -- benchmarks -----------------------------------------------------------------------------------------
