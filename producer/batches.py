@@ -26,11 +26,15 @@ from shared.batch import (
 from shared.errors import InvalidRequestError, JobNotFoundError, LLMRelayError
 from shared.governance import Governance
 from shared.models import LLMRequest, LLMResponse
+from shared.queue import cancel_request
+from shared.scripts import CANCEL_BATCH, LuaScript
 
 #: How long a batch's bookkeeping stays readable.
 BATCH_TTL_SECONDS = 7 * 86400
 #: Items read or written per Redis round trip.
 CHUNK = 1000
+
+_CANCEL_BATCH = LuaScript(CANCEL_BATCH)
 
 
 def prepare(
@@ -168,8 +172,33 @@ async def results(redis: Redis, batch_id: str, offset: int, limit: int | None) -
             )
 
 
+async def cancel(redis: Redis, batch_id: str, result_ttl: int) -> int:
+    """Cancel a batch: only the call that moves it from feeding or running to cancelled counts its
+    never-fed items; queued and running items are cancelled one by one (the feeder cancels any it
+    moved into a stream while this ran)."""
+    if (await status(redis, batch_id)).finished:
+        return 0
+    if not await _CANCEL_BATCH(redis, [meta_key(batch_id)], []):
+        return 0
+    fed = int((await meta(redis, batch_id)).get("fed", 0))
+    entries = await items(redis, batch_id)
+    cancelled = 0
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start : start + CHUNK]
+        async with redis.pipeline(transaction=False) as pipe:
+            for provider, request_id in chunk:
+                pipe.hget(keys.state(provider, request_id), "status")
+            statuses = await pipe.execute()
+        for offset, ((provider, request_id), raw) in enumerate(zip(chunk, statuses, strict=True)):
+            if raw is None:
+                cancelled += start + offset >= fed  # never fed: it never will be (else: expired)
+            elif raw in (b"queued", b"running"):
+                cancelled += await cancel_request(redis, provider, request_id, result_ttl)
+    return cancelled
+
+
 def new_batch_id() -> str:
     return "b-" + uuid.uuid4().hex
 
 
-__all__ = ["items", "meta", "new_batch_id", "prepare", "results", "status", "store"]
+__all__ = ["cancel", "items", "meta", "new_batch_id", "prepare", "results", "status", "store"]

@@ -16,7 +16,6 @@ from producer import batches
 from producer.subscriptions import RESYNC, Subscriptions
 from shared import keys, scripts
 from shared.batch import BatchItem, BatchStatus
-from shared.batch import meta_key as batch_meta_key
 from shared.catalog import PROVIDERS
 from shared.connections import blocking_pool
 from shared.errors import (
@@ -26,7 +25,6 @@ from shared.errors import (
     LLMRelayError,
     ProviderUnavailableError,
     QueueFullError,
-    RequestCancelledError,
     RequestTimeoutError,
     StreamRestartedError,
 )
@@ -34,8 +32,7 @@ from shared.events import TERMINAL_TYPES
 from shared.governance import Governance
 from shared.jobs import Job
 from shared.models import LLMRequest, LLMResponse
-from shared.queue import enqueue, make_job
-from shared.scripts import LuaScript
+from shared.queue import cancel_request, enqueue, make_job
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -66,7 +63,6 @@ class LLMProducer:
         self._pool: BlockingConnectionPool | None = None
         self._redis: Redis | None = None
         self._subs: Subscriptions | None = None
-        self._cancel = LuaScript(scripts.CANCEL)
         self._providers: dict[str, str] = {}
 
     @classmethod
@@ -172,26 +168,7 @@ class LLMProducer:
         return await self._cancel_on(await self._provider_of(request_id), request_id)
 
     async def _cancel_on(self, provider: str, request_id: str) -> bool:
-        error = orjson.dumps(RequestCancelledError("cancelled by the caller").to_dict())
-        outcome = await self._call(
-            self._cancel(
-                self.redis,
-                [
-                    keys.state(provider, request_id),
-                    keys.events(provider, request_id),
-                    await self._stream_of(provider, request_id),
-                ],
-                [
-                    keys.channel(provider, request_id),
-                    keys.control_channel(provider),
-                    request_id,
-                    keys.GROUP,
-                    error,
-                    self.settings.result_ttl * 1000,
-                ],
-            )
-        )
-        return _text(outcome) in ("cancelled", "cancelling")
+        return await self._call(cancel_request(self.redis, provider, request_id, self.settings.result_ttl))
 
     # -- bulk workloads ---------------------------------------------------------------------------------
 
@@ -227,20 +204,9 @@ class LLMProducer:
             raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
 
     async def batch_cancel(self, batch_id: str) -> int:
-        """Stop feeding the batch and cancel its queued and running items; returns how many."""
-        await self._call(self._hset_state(batch_id))
-        cancelled = 0
-        items = await self._call(batches.items(self.redis, batch_id))
-        for provider, request_id in items:
-            if await self._call(self._hget(keys.state(provider, request_id), "status")) is None:
-                cancelled += 1  # never fed: it will never run
-                continue
-            cancelled += await self._cancel_on(provider, request_id)
-        return cancelled
-
-    async def _hset_state(self, batch_id: str) -> None:
-        await batches.meta(self.redis, batch_id)  # JobNotFoundError for an unknown batch
-        await self.redis.hset(batch_meta_key(batch_id), "state", "cancelled")  # type: ignore[misc]
+        """Stop feeding the batch and cancel its queued and running items; returns how many this call
+        cancelled (0 for a batch that had already ended or been cancelled)."""
+        return await self._call(batches.cancel(self.redis, batch_id, self.settings.result_ttl))
 
     async def status(self, request_id: str) -> str:
         provider = await self._provider_of(request_id)
@@ -403,10 +369,6 @@ class LLMProducer:
             if exists:
                 return provider
         raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
-
-    async def _stream_of(self, provider: str, request_id: str) -> str:
-        raw = await self._call(self._hget(keys.state(provider, request_id), "stream"))
-        return _text(raw) if raw else keys.work_stream(provider, "interactive")
 
     async def _hget(self, key: str, field: str) -> bytes | None:
         value: bytes | None = await self.redis.hget(key, field)  # type: ignore[misc]

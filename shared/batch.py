@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.keys import PREFIX
 from shared.models import LLMResponse
 
-#: Items a batch may hold; one submission's payload also stays under the façade's body limit.
+#: Items a batch may hold. Through the façade, a submission is one HTTP body: at the default
+#: LLMRELAY_MAX_BODY_BYTES (1 MiB) that is a few thousand short prompts; raise it for larger batches.
 MAX_BATCH_ITEMS = 50_000
 #: The arq function that feeds a batch, and the arq queue the workers' arq workers consume.
 FEED_FUNCTION = "feed_batch"

@@ -9,6 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from shared import keys, scripts
+from shared.errors import RequestCancelledError
 from shared.governance import Route
 from shared.jobs import Job
 from shared.models import LLMRequest
@@ -16,6 +17,7 @@ from shared.scripts import LuaScript
 from shared.settings import Settings
 
 _ENQUEUE = LuaScript(scripts.ENQUEUE)
+_CANCEL = LuaScript(scripts.CANCEL)
 
 
 def make_job(request: LLMRequest, route: Route, settings: Settings, *, stream: bool) -> Job:
@@ -55,3 +57,25 @@ async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]
         ],
     )
     return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)), detail
+
+
+async def cancel_request(redis: Redis, provider: str, request_id: str, result_ttl: int) -> bool:
+    """Cancel a queued or running request; True if this call cancelled it (or asked its worker to)."""
+    stream = await redis.hget(keys.state(provider, request_id), "stream")  # type: ignore[misc]
+    outcome = await _CANCEL(
+        redis,
+        [
+            keys.state(provider, request_id),
+            keys.events(provider, request_id),
+            stream.decode() if stream else keys.work_stream(provider, "interactive"),
+        ],
+        [
+            keys.channel(provider, request_id),
+            keys.control_channel(provider),
+            request_id,
+            keys.GROUP,
+            orjson.dumps(RequestCancelledError("cancelled by the caller").to_dict()),
+            result_ttl * 1000,
+        ],
+    )
+    return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)) in ("cancelled", "cancelling")

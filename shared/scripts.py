@@ -113,12 +113,12 @@ return 1
 #: error JSON (the RequestCancelledError's dict), ttl (ms).
 #: A queued job is cancelled at once (its terminal event written and published, its entry deleted);
 #: a running one is flagged and its worker told through the control channel.
-#: Returns "cancelled" | "cancelling" | "unknown" | the terminal status it already had.
+#: Returns "cancelled" | "cancelling" | "unknown" | "ended:<status>" when it had already ended.
 CANCEL: Final = """
 local st = redis.call('HMGET', KEYS[1], 'status', 'sid', 'ctx')
 local status = st[1]
 if not status then return 'unknown' end
-if status ~= 'queued' and status ~= 'running' then return status end
+if status ~= 'queued' and status ~= 'running' then return 'ended:' .. status end
 if status == 'running' then
   redis.call('HSET', KEYS[1], 'cancel', 1)
   redis.call('PUBLISH', ARGV[2], ARGV[3])
@@ -186,6 +186,17 @@ for i = 1, #KEYS do
   end
 end
 return 1
+"""
+
+#: KEYS: a batch's hash. Marks a batch that is still being fed or run as cancelled; returns 1 if this
+#: call did, 0 if it was already cancelled or done.
+CANCEL_BATCH: Final = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'feeding' or state == 'running' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled')
+  return 1
+end
+return 0
 """
 
 #: KEYS: pause key. ARGV: milliseconds. Extends, never shortens, a provider-wide pause.

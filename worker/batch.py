@@ -21,7 +21,7 @@ from shared.batch import ARQ_QUEUE, FEED_FUNCTION, items_key, meta_key, requests
 from shared.errors import LLMRelayError
 from shared.governance import Governance
 from shared.models import LLMRequest
-from shared.queue import enqueue, make_job
+from shared.queue import cancel_request, enqueue, make_job
 from shared.settings import Settings
 from worker.relay import JobEvents
 
@@ -47,16 +47,19 @@ async def feed_batch(ctx: dict[str, Any], batch_id: str, round_: int = 0) -> dic
     while fed < total and not full and time.monotonic() - started < ROUND_SECONDS:
         raw_requests = await redis.lrange(requests_key(batch_id), fed, fed + CHUNK - 1)  # type: ignore[misc]
         raw_items = await redis.lrange(items_key(batch_id), fed, fed + CHUNK - 1)  # type: ignore[misc]
-        moved = 0
+        moved: list[tuple[str, str]] = []
         for raw_request, raw_item in zip(raw_requests, raw_items, strict=True):
-            provider = raw_item.decode().partition("|")[0]
+            provider, _, request_id = raw_item.decode().partition("|")
             if not await _feed_one(redis, settings, governance, provider, raw_request):
                 full = True
                 break
-            moved += 1
-        fed += moved
+            moved.append((provider, request_id))
+        fed += len(moved)
         await redis.hset(meta_key(batch_id), "fed", str(fed))  # type: ignore[misc]
         if await redis.hget(meta_key(batch_id), "state") != b"feeding":  # type: ignore[misc]
+            # Cancelled while this chunk went in: what it moved must not run either.
+            for provider, request_id in moved:
+                await cancel_request(redis, provider, request_id, settings.result_ttl)
             return {"batch_id": batch_id, "state": "cancelled", "fed": fed}
     if fed >= total:
         await redis.hset(meta_key(batch_id), "state", "running")  # type: ignore[misc]

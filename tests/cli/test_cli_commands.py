@@ -20,7 +20,7 @@ from simulator.config import SimulatorConfig
 
 runner = CliRunner()
 
-COMMANDS = ["up", "worker", "api", "simulator", "complete", "stream", "bench"]
+COMMANDS = ["up", "worker", "api", "simulator", "complete", "stream", "bench", "batch"]
 
 
 def _commands() -> dict[str, Any]:
@@ -43,7 +43,7 @@ def test_top_level_help_lists_every_command() -> None:
         assert name in result.output
 
 
-def test_no_batch_commands_yet() -> None:
+def test_the_commands_are_those_of_the_interface() -> None:
     assert sorted(_commands()) == sorted(COMMANDS)
 
 

@@ -163,6 +163,39 @@ async def test_cancel_stops_feeding_and_cancels_what_runs(settings: Settings, pr
     assert cancelled == 12
     assert status.state == "cancelled"
     assert status.counts == {"cancelled": 12}
+    async with LLMProducer(small) as p:
+        assert await p.batch_cancel(batch_id) == 0  # a second cancel cancels nothing more
+
+
+async def test_cancelling_a_finished_batch_changes_nothing(producer: LLMProducer, worker: Worker) -> None:
+    batch_id = await producer.submit_batch([item(i) for i in range(3)])
+    await poll(lambda: finished(producer, batch_id), timeout=30)
+    assert await producer.batch_cancel(batch_id) == 0
+    status = await producer.batch_status(batch_id)
+    assert (status.state, status.counts) == ("done", {"done": 3})
+
+
+async def test_items_the_feeder_moves_after_a_cancel_are_cancelled_too(
+    producer: LLMProducer, settings: Settings
+) -> None:
+    await producer.submit_batch([item(i, "gpt-4.1-mini") for i in range(4)], batch_id="late")
+    client = rdb(settings.redis_url)
+    # The cancel lands while a feeding round is moving a chunk: the round sees it afterwards.
+    real_hget = ArqRedis.hget
+
+    async def cancel_midway(self: ArqRedis, key: str, field: str) -> Any:
+        if field == "state":
+            client.hset(meta_key("late"), "state", "cancelled")
+        return await real_hget(self, key, field)
+
+    ctx = _ctx(settings)
+    ArqRedis.hget = cancel_midway  # type: ignore[method-assign]
+    try:
+        await feed_batch(ctx, "late")
+    finally:
+        ArqRedis.hget = real_hget  # type: ignore[method-assign]
+    statuses = {r.status async for r in producer.batch_results("late")}
+    assert statuses == {"cancelled"}
 
 
 async def _some_running(producer: LLMProducer, batch_id: str) -> bool:

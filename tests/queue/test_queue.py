@@ -217,6 +217,7 @@ async def test_deadline_cuts_a_slow_generation(producer: LLMProducer, worker: Wo
 async def test_cancel_a_queued_job(producer: LLMProducer, settings: Settings, sim: SimulatorServer) -> None:
     request_id = await producer.submit(req("cancel me while queued"))
     assert await producer.cancel(request_id)
+    assert not await producer.cancel(request_id)  # it had ended: this call cancelled nothing
     with pytest.raises(RequestCancelledError):
         await producer.result(request_id, timeout=5)
     w = Worker(settings, concurrency=4)
