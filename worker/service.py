@@ -123,9 +123,11 @@ class Worker:
         """Stop taking jobs, finish in-flight ones within ``grace`` seconds, hand the rest back."""
         grace = self.settings.shutdown_grace if grace is None else grace
         self._stopping.set()
-        for task in self._tasks:
-            if task.get_name().startswith("consume-") or task.get_name() == "control":
-                task.cancel()
+        readers = [t for t in self._tasks if t.get_name().startswith("consume-")]
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await self._release_unstarted()
         inflight = [r.task for per in self._running.values() for r in per.values() if r.task is not None]
         if inflight:
             log.info("draining in-flight jobs", count=len(inflight), grace=grace)
@@ -344,6 +346,25 @@ class Worker:
                             self._launch(provider, lane, entry_id.decode(), fields)
                     if cursor == "0-0":
                         break
+
+    async def _release_unstarted(self) -> None:
+        """Entries delivered to this consumer that it never started (a read cut short by the stop) are
+        marked idle past the lease, so that another worker reclaims them at once."""
+        idle_ms = int(self.settings.lease_seconds * 1000) + 1
+        for provider in self.providers:
+            running = self._running[provider]
+            for lane in keys.LANES:
+                stream = keys.work_stream(provider, lane)
+                with contextlib.suppress(RedisError, OSError):
+                    pending = await self.redis.xpending_range(
+                        stream, keys.GROUP, min="-", max="+", count=10_000, consumername=self.worker_id
+                    )
+                    orphans = [p["message_id"] for p in pending if p["message_id"].decode() not in running]
+                    if orphans:
+                        await self.redis.xclaim(
+                            stream, keys.GROUP, self.worker_id, 0, orphans, idle=idle_ms, justid=True
+                        )
+                        log.info("released unstarted jobs", provider=provider, count=len(orphans))
 
     async def _hand_back(self) -> int:
         """Cancel what is still running and mark it idle past the lease so others reclaim it at once."""

@@ -370,3 +370,28 @@ async def test_error_events_keep_their_index(settings: Settings, producer: LLMPr
     finally:
         await w.stop(grace=1)
     assert info.value.event_index == len(seen) + 1
+
+
+async def test_a_stopping_worker_releases_jobs_it_read_but_never_started(
+    settings: Settings, producer: LLMProducer
+) -> None:
+    long_lease = settings.model_copy(update={"lease_seconds": 30.0})
+    client = rdb(settings.redis_url)
+    stream = keys.work_stream("openai", "interactive")
+    client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+    request_id = await producer.submit(req("read, never run", request_id="orphan-1"))
+    # A read cut short by a stop: the entry is delivered to this consumer, which never starts it.
+    client.xreadgroup(keys.GROUP, "cut-short", {stream: ">"}, count=1)
+    stopping = Worker(long_lease, providers=["openai"], concurrency=4)
+    stopping.worker_id = "cut-short"
+    await stopping.start()
+    await stopping.stop(grace=1)
+    heir = Worker(long_lease, providers=["openai"], concurrency=4)
+    started = time.monotonic()
+    await heir.start()
+    try:
+        response = await producer.result(request_id, timeout=10)
+    finally:
+        await heir.stop(grace=1)
+    assert response.content
+    assert time.monotonic() - started < 5  # not after a 30 s lease
