@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import orjson
+
+from tests.support import poll  # noqa: F401 - re-exported for the tests of this package
 
 #: Provider keys planted in the settings; the openai one is a canary that must never leave the service.
 CANARY = f"sk-canary-{uuid.uuid4().hex}"
@@ -18,20 +17,6 @@ KEYS = {
     "ANTHROPIC_API_KEY": "sk-ant-test-api-000000000000000000",
     "GEMINI_API_KEY": "AIzaTestApi00000000000000000000000000000",
 }
-
-
-async def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Wait until ``check()`` returns something truthy (awaiting it if it is a coroutine)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(interval)
 
 
 def rpc(method: str, params: Any = None, id_: Any = 1) -> dict[str, Any]:

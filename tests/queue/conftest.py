@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -10,7 +9,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -18,6 +16,7 @@ import redis
 from producer import LLMProducer
 from shared import Settings, keys
 from simulator.server import SimulatorServer
+from tests.support import poll  # noqa: F401 - re-exported for the tests of this package
 from worker.service import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,17 +145,3 @@ def spawn(env: dict[str, str]) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for wp in procs:
         wp.stop()
-
-
-async def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Wait until ``check()`` returns something truthy (awaiting it if it is a coroutine)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(interval)
