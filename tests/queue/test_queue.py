@@ -395,3 +395,24 @@ async def test_a_stopping_worker_releases_jobs_it_read_but_never_started(
         await heir.stop(grace=1)
     assert response.content
     assert time.monotonic() - started < 5  # not after a 30 s lease
+
+
+async def test_a_dropped_pubsub_connection_loses_no_event(
+    producer: LLMProducer, worker: Worker, settings: Settings
+) -> None:
+    text = "through a reconnect [[sim:tokens=60 tps=60]]"
+    stream = producer.events(req(text, request_id="drop-1"))
+    events = [await stream.__anext__()]
+    # Kill this DB's pub/sub connections (the producer's, and the worker's control channel) mid-stream.
+    client = rdb(settings.redis_url)
+    db = int(settings.redis_url.rsplit("/", 1)[1])
+    killed = 0
+    for c in client.client_list():
+        if "P" in c.get("flags", "") and int(c.get("db", -1)) == db:
+            killed += client.client_kill_filter(_id=c["id"])
+    assert killed >= 1
+    events += [e async for e in stream]
+    indexes = [e["index"] for e in events]
+    assert indexes == list(range(1, len(events) + 1))  # none lost, none repeated
+    final_text = "".join(e["text"] for e in events if e["type"] == "token")
+    assert final_text == events[-1]["response"]["content"] == "".join(reply_for(text, 60))
