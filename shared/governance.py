@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import structlog
+
 from shared.catalog import TIERS, Catalog, ModelInfo, Tier
 from shared.errors import (
     ContextLengthExceededError,
@@ -91,6 +93,11 @@ class Governance:
             names.add(info.name)
         self.allowed: frozenset[str] = frozenset(names)
         self.default_model = default_model
+        if default_model and not self.is_allowed(default_model):
+            structlog.get_logger("llmrelay.governance").warning(
+                "LLM_DEFAULT_MODEL is not allowed: a request naming neither model nor tier will be refused",
+                default_model=default_model,
+            )
         self.selector = ModelSelector(catalog, self.allowed, tier_models or {})
         self._failover = {k: list(v) for k, v in (failover or {}).items()}
 

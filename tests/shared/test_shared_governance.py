@@ -296,3 +296,13 @@ def test_governance_from_settings_refuses_a_non_catalog_allowed_model() -> None:
     settings = Settings(_env_file=None, catalog_file=None, allowed_models=["gpt-4.1", "made-up"])
     with pytest.raises(ValueError, match="made-up"):
         Governance.from_settings(settings)
+
+
+def test_a_default_model_outside_the_allowed_list_is_announced_at_start() -> None:
+    from structlog.testing import capture_logs
+
+    from shared.catalog import Catalog
+
+    with capture_logs() as logs:
+        Governance(Catalog.load(), ["gemini-2.0-flash"], default_model="gpt-4.1-mini")
+    assert [e["default_model"] for e in logs if "LLM_DEFAULT_MODEL" in e["event"]] == ["gpt-4.1-mini"]
