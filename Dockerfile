@@ -9,12 +9,11 @@ WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # README.md* : the build must not depend on the README being present.
 COPY pyproject.toml README.md* ./
+# The one import package, `llmrelay`: its own folder plus the three it links to. bench/ and tests/ stay out.
 COPY shared ./shared
 COPY producer ./producer
 COPY worker ./worker
-COPY simulator ./simulator
-COPY llmrelay_cli ./llmrelay_cli
-COPY bench ./bench
+COPY llmrelay ./llmrelay
 RUN pip wheel --wheel-dir /wheels .
 
 FROM python:3.11-slim

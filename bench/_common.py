@@ -73,7 +73,8 @@ def worker_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A `python -m worker` process pinned to ``core``, stopped with SIGTERM at the end."""
     full = {**os.environ, **env, "LLMRELAY_LOG_LEVEL": "WARNING", "LLMRELAY_LOG_FORMAT": "json"}
-    cmd = [sys.executable, "-m", "worker", "--providers", providers, "--concurrency", str(concurrency)]
+    cmd = [sys.executable, "-m", "llmrelay.worker", "--providers", providers]
+    cmd += ["--concurrency", str(concurrency)]
     if core is not None:
         cmd = ["taskset", "-c", str(core), *cmd]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -91,7 +92,7 @@ def worker_process(
 def wait_for_worker(redis_url: str, timeout: float = 20.0) -> None:
     import redis
 
-    from shared import keys
+    from llmrelay.shared import keys
 
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout

@@ -37,7 +37,7 @@ from bench._common import (
     wait_for_worker,
     worker_process,
 )
-from simulator.server import SimulatorServer
+from llmrelay.simulator.server import SimulatorServer
 
 HEADERS = {"content-type": "application/json"}
 
@@ -52,7 +52,7 @@ def _free_port() -> int:
 def api_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     full = {**os.environ, **env, "LLMRELAY_LOG_LEVEL": "WARNING", "LLMRELAY_LOG_FORMAT": "json"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "producer.api", "--port", str(port)],
+        [sys.executable, "-m", "llmrelay.producer.api", "--port", str(port)],
         cwd=ROOT,
         env=full,
         stdout=subprocess.DEVNULL,

@@ -30,9 +30,9 @@ from bench._common import (
     wait_for_worker,
     worker_process,
 )
-from producer import LLMProducer
-from shared import LLMRequest, Settings
-from simulator.server import SimulatorServer
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import LLMRequest, Settings
+from llmrelay.simulator.server import SimulatorServer
 
 Call = Callable[[], Awaitable[Any]]
 

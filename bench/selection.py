@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench._common import machine, print_table, summary, write_json
-from shared import Governance, LLMRequest, Settings
+from llmrelay.shared import Governance, LLMRequest, Settings
 
 BATCH = 100
 

@@ -1,5 +1,5 @@
 """The callers' side of llmrelay: the producer SDK and the HTTP façade built on it."""
 
-from producer.sdk import LLMProducer, StreamRestartedError
+from llmrelay.producer.sdk import LLMProducer, StreamRestartedError
 
 __all__ = ["LLMProducer", "StreamRestartedError"]

@@ -16,8 +16,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import keys
-from shared.catalog import PROVIDERS
+from llmrelay.shared import keys
+from llmrelay.shared.catalog import PROVIDERS
 
 QUANTILES = (0.5, 0.95, 0.99)
 

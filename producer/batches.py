@@ -11,8 +11,8 @@ import orjson
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.batch import (
+from llmrelay.shared import keys
+from llmrelay.shared.batch import (
     ARQ_QUEUE,
     FEED_FUNCTION,
     MAX_BATCH_ITEMS,
@@ -23,11 +23,11 @@ from shared.batch import (
     meta_key,
     requests_key,
 )
-from shared.errors import InvalidRequestError, JobNotFoundError, LLMRelayError
-from shared.governance import Governance
-from shared.models import LLMRequest, LLMResponse
-from shared.queue import cancel_request
-from shared.scripts import CANCEL_BATCH, LuaScript
+from llmrelay.shared.errors import InvalidRequestError, JobNotFoundError, LLMRelayError
+from llmrelay.shared.governance import Governance
+from llmrelay.shared.models import LLMRequest, LLMResponse
+from llmrelay.shared.queue import cancel_request
+from llmrelay.shared.scripts import CANCEL_BATCH, LuaScript
 
 #: How long a batch's bookkeeping stays readable.
 BATCH_TTL_SECONDS = 7 * 86400

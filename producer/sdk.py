@@ -12,13 +12,13 @@ import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from producer import batches
-from producer.subscriptions import RESYNC, Subscriptions
-from shared import keys, scripts
-from shared.batch import BatchItem, BatchStatus
-from shared.catalog import PROVIDERS
-from shared.connections import blocking_pool
-from shared.errors import (
+from llmrelay.producer import batches
+from llmrelay.producer.subscriptions import RESYNC, Subscriptions
+from llmrelay.shared import keys, scripts
+from llmrelay.shared.batch import BatchItem, BatchStatus
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.connections import blocking_pool
+from llmrelay.shared.errors import (
     BackendUnavailableError,
     InvalidRequestError,
     JobNotFoundError,
@@ -28,12 +28,12 @@ from shared.errors import (
     RequestTimeoutError,
     StreamRestartedError,
 )
-from shared.events import TERMINAL_TYPES
-from shared.governance import Governance
-from shared.jobs import Job
-from shared.models import LLMRequest, LLMResponse
-from shared.queue import cancel_request, enqueue, make_job
-from shared.settings import Settings
+from llmrelay.shared.events import TERMINAL_TYPES
+from llmrelay.shared.governance import Governance
+from llmrelay.shared.jobs import Job
+from llmrelay.shared.models import LLMRequest, LLMResponse
+from llmrelay.shared.queue import cancel_request, enqueue, make_job
+from llmrelay.shared.settings import Settings
 
 T = TypeVar("T")
 

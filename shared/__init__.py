@@ -1,7 +1,7 @@
 """The contract both sides of llmrelay speak: models, events, settings, errors, catalog, key names."""
 
-from shared.catalog import Catalog, ModelInfo, Provider, Tier
-from shared.errors import (
+from llmrelay.shared.catalog import Catalog, ModelInfo, Provider, Tier
+from llmrelay.shared.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ContentFilteredError,
@@ -21,9 +21,9 @@ from shared.errors import (
     StreamRestartedError,
     UnknownModelError,
 )
-from shared.governance import Governance, ModelSelector, Route
-from shared.models import A2AContext, LLMRequest, LLMResponse, Message, Usage
-from shared.settings import Settings
+from llmrelay.shared.governance import Governance, ModelSelector, Route
+from llmrelay.shared.models import A2AContext, LLMRequest, LLMResponse, Message, Usage
+from llmrelay.shared.settings import Settings
 
 __all__ = [
     "A2AContext",

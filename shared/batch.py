@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.keys import PREFIX
-from shared.models import LLMResponse
+from llmrelay.shared.keys import PREFIX
+from llmrelay.shared.models import LLMResponse
 
 #: Items a batch may hold. Through the façade, a submission is one HTTP body: at the default
 #: LLMRELAY_MAX_BODY_BYTES (1 MiB) that is a few thousand short prompts; raise it for larger batches.

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from shared.errors import UnknownModelError
+from llmrelay.shared.errors import UnknownModelError
 
 Provider = Literal["openai", "anthropic", "gemini"]
 Tier = Literal["fast", "balanced", "premium"]
@@ -87,7 +87,7 @@ class Catalog:
     @classmethod
     def load(cls, override: Path | str | None = None) -> Catalog:
         """The packaged catalog, with an optional TOML file's entries merged over it field by field."""
-        text = resources.files("shared").joinpath("catalog.toml").read_text(encoding="utf-8")
+        text = resources.files("llmrelay.shared").joinpath("catalog.toml").read_text(encoding="utf-8")
         base = tomllib.loads(text)
         if override is not None:
             extra = tomllib.loads(Path(override).read_text(encoding="utf-8"))

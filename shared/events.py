@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from shared.errors import LLMRelayError
-from shared.models import LLMResponse
+from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.models import LLMResponse
 
 
 class _Event(BaseModel):

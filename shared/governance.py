@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from shared.catalog import TIERS, Catalog, ModelInfo, Tier
-from shared.errors import (
+from llmrelay.shared.catalog import TIERS, Catalog, ModelInfo, Tier
+from llmrelay.shared.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotAllowedError,
     UnknownModelError,
 )
-from shared.models import LLMRequest
-from shared.settings import Settings
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.settings import Settings
 
 #: A coarse, provider-neutral estimate used to refuse prompts that cannot fit and to charge the token
 #: limiter up front; actual usage reconciles it after the call.

@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shared.catalog import PROVIDERS, Provider
-from shared.errors import InvalidRequestError
-from shared.keys import LANES, valid_request_id
-from shared.models import LLMRequest, Priority
+from llmrelay.shared.catalog import PROVIDERS, Provider
+from llmrelay.shared.errors import InvalidRequestError
+from llmrelay.shared.keys import LANES, valid_request_id
+from llmrelay.shared.models import LLMRequest, Priority
 
 
 @dataclass(slots=True)

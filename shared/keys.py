@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from shared.catalog import Provider
-from shared.models import Priority
+from llmrelay.shared.catalog import Provider
+from llmrelay.shared.models import Priority
 
 PREFIX: Final = "llmrelay"
 GROUP: Final = "workers"

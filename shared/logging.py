@@ -8,8 +8,8 @@ from typing import Any
 
 import structlog
 
-from shared.redaction import redact, redaction_processor, register_secrets
-from shared.settings import Settings
+from llmrelay.shared.redaction import redact, redaction_processor, register_secrets
+from llmrelay.shared.settings import Settings
 
 
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.catalog import Provider, Tier
+from llmrelay.shared.catalog import Provider, Tier
 
 #: Bounds that refuse absurd input before anything is queued.
 MAX_MESSAGES = 2048

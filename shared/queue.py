@@ -8,13 +8,13 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from shared import keys, scripts
-from shared.errors import RequestCancelledError
-from shared.governance import Route
-from shared.jobs import Job
-from shared.models import LLMRequest
-from shared.scripts import LuaScript
-from shared.settings import Settings
+from llmrelay.shared import keys, scripts
+from llmrelay.shared.errors import RequestCancelledError
+from llmrelay.shared.governance import Route
+from llmrelay.shared.jobs import Job
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.scripts import LuaScript
+from llmrelay.shared.settings import Settings
 
 _ENQUEUE = LuaScript(scripts.ENQUEUE)
 _CANCEL = LuaScript(scripts.CANCEL)

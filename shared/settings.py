@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.catalog import PROVIDERS, Catalog, Provider, Tier
-from shared.redaction import redact
+from llmrelay.shared.catalog import PROVIDERS, Catalog, Provider, Tier
+from llmrelay.shared.redaction import redact
 
 #: What ALLOWED_MODELS means when it is unset or empty: the catalog's models of the three providers as
 #: shipped. Never "everything": a model added to the catalog by configuration must be allowed explicitly.

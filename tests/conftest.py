@@ -87,7 +87,7 @@ def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     elif base or _answers("127.0.0.1", 6379):
         yield f"{(base or 'redis://127.0.0.1:6379').rstrip('/')}/{db}"
         return
-    from llmrelay_cli.redis_server import find_redis_server
+    from llmrelay.cli.redis_server import find_redis_server
 
     found = find_redis_server()
     if found is None:

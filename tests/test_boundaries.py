@@ -10,32 +10,56 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = {"openai", "anthropic", "google"}
+#: The parts of the product, by the import name each has inside the one distinctive package.
+PARTS = {
+    "shared": "llmrelay.shared",
+    "producer": "llmrelay.producer",
+    "worker": "llmrelay.worker",
+    "simulator": "llmrelay.simulator",
+    "cli": "llmrelay.cli",
+}
+#: Folders that are importable from a checkout but never under their bare names.
+BARE = {"shared", "producer", "worker", "simulator", "llmrelay_cli"}
 
 
-def _imports(package: str) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for path in (ROOT / package).rglob("*.py"):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-        out[str(path.relative_to(ROOT))] = names
-    return out
+def _part(module: str) -> str:
+    """The product part (or the third-party root) an absolute import names."""
+    for part, prefix in PARTS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return part
+    return module.split(".")[0]
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            if node.module == "llmrelay":
+                names.update(f"llmrelay.{alias.name}" for alias in node.names)
+    return names
+
+
+def _imports(folder: str) -> dict[str, set[str]]:
+    return {
+        str(path.relative_to(ROOT)): {_part(name) for name in _imported(path)}
+        for path in (ROOT / folder).rglob("*.py")
+    }
 
 
 @pytest.mark.parametrize(
-    ("package", "forbidden"),
+    ("folder", "forbidden"),
     [
-        ("shared", {"producer", "worker", "simulator", "llmrelay_cli", *SDKS}),
-        ("producer", {"worker", "simulator", "llmrelay_cli", *SDKS}),
-        ("worker", {"producer", "simulator", "llmrelay_cli"}),
-        ("simulator", {"shared", "producer", "worker", "llmrelay_cli"}),
+        ("shared", {"producer", "worker", "simulator", "cli", *SDKS}),
+        ("producer", {"worker", "simulator", "cli", *SDKS}),
+        ("worker", {"producer", "simulator", "cli"}),
+        ("llmrelay/simulator", {"shared", "producer", "worker", "cli"}),
     ],
 )
-def test_package_imports_stay_within_their_boundary(package: str, forbidden: set[str]) -> None:
-    offences = {path: names & forbidden for path, names in _imports(package).items() if names & forbidden}
+def test_package_imports_stay_within_their_boundary(folder: str, forbidden: set[str]) -> None:
+    offences = {path: names & forbidden for path, names in _imports(folder).items() if names & forbidden}
     assert offences == {}
 
 
@@ -44,6 +68,17 @@ def test_provider_sdks_are_imported_only_by_the_adapters() -> None:
         path: names & SDKS
         for path, names in _imports("worker").items()
         if names & SDKS and not path.startswith("worker/providers/")
+    }
+    assert offences == {}
+
+
+@pytest.mark.parametrize("folder", ["shared", "producer", "worker", "llmrelay", "tests", "bench"])
+def test_nothing_imports_a_folder_by_its_bare_name(folder: str) -> None:
+    """Only `llmrelay.*` is installed: a bare `import shared` would load a second copy, or someone else's."""
+    offences = {
+        str(path.relative_to(ROOT)): roots
+        for path in (ROOT / folder).rglob("*.py")
+        if (roots := {name.split(".")[0] for name in _imported(path)} & BARE)
     }
     assert offences == {}
 

@@ -1,15 +1,15 @@
-"""`python -m worker [--providers openai,anthropic] [--concurrency N]`: one worker process."""
+"""`python -m llmrelay.worker [--providers openai,anthropic] [--concurrency N]`: one worker process."""
 
 from __future__ import annotations
 
 import argparse
 
-from shared.catalog import PROVIDERS
-from worker.main import run_worker
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.worker.main import run_worker
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m llmrelay.worker", description=__doc__)
     parser.add_argument("--providers", default=",".join(PROVIDERS))
     parser.add_argument("--concurrency", type=int, default=None)
     args = parser.parse_args(argv)

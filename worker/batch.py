@@ -16,14 +16,14 @@ from typing import Any
 import structlog
 from arq.connections import ArqRedis
 
-from shared import keys
-from shared.batch import ARQ_QUEUE, FEED_FUNCTION, items_key, meta_key, requests_key
-from shared.errors import LLMRelayError
-from shared.governance import Governance
-from shared.models import LLMRequest
-from shared.queue import cancel_request, enqueue, make_job
-from shared.settings import Settings
-from worker.relay import JobEvents
+from llmrelay.shared import keys
+from llmrelay.shared.batch import ARQ_QUEUE, FEED_FUNCTION, items_key, meta_key, requests_key
+from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.governance import Governance
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.queue import cancel_request, enqueue, make_job
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.relay import JobEvents
 
 log = structlog.get_logger("llmrelay.batch")
 

@@ -28,12 +28,12 @@ from arq.worker import func
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from shared import keys
-from shared.batch import ARQ_QUEUE, FEED_FUNCTION
-from shared.governance import Governance
-from shared.scripts import LuaScript
-from shared.settings import Settings
-from worker.batch import ROUND_SECONDS, feed_batch
+from llmrelay.shared import keys
+from llmrelay.shared.batch import ARQ_QUEUE, FEED_FUNCTION
+from llmrelay.shared.governance import Governance
+from llmrelay.shared.scripts import LuaScript
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.batch import ROUND_SECONDS, feed_batch
 
 log = structlog.get_logger("llmrelay.housekeeping")
 

@@ -6,10 +6,10 @@ import asyncio
 import signal
 from collections.abc import Iterable
 
-from shared.catalog import PROVIDERS
-from shared.logging import configure_logging
-from shared.settings import Settings
-from worker.service import Worker
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.logging import configure_logging
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.service import Worker
 
 
 async def serve_worker(

@@ -16,12 +16,12 @@ import structlog
 from aiolimiter import AsyncLimiter
 from redis.asyncio import Redis
 
-from shared import keys, scripts
-from shared.catalog import ModelInfo
-from shared.errors import RequestTimeoutError
-from shared.metrics import WorkerMetrics
-from shared.scripts import LuaScript
-from shared.settings import RateLimit, Settings
+from llmrelay.shared import keys, scripts
+from llmrelay.shared.catalog import ModelInfo
+from llmrelay.shared.errors import RequestTimeoutError
+from llmrelay.shared.metrics import WorkerMetrics
+from llmrelay.shared.scripts import LuaScript
+from llmrelay.shared.settings import RateLimit, Settings
 
 log = structlog.get_logger("llmrelay.worker")
 

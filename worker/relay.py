@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from shared import events, keys, scripts
-from shared.errors import LLMRelayError
-from shared.models import LLMResponse
-from shared.scripts import LuaScript
+from llmrelay.shared import events, keys, scripts
+from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.models import LLMResponse
+from llmrelay.shared.scripts import LuaScript
 
 _RELAY = LuaScript(scripts.RELAY)
 _FINISH = LuaScript(scripts.FINISH)

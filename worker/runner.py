@@ -12,9 +12,9 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from shared import keys, scripts
-from shared.catalog import ModelInfo
-from shared.errors import (
+from llmrelay.shared import keys, scripts
+from llmrelay.shared.catalog import ModelInfo
+from llmrelay.shared.errors import (
     DeadLetteredError,
     InvalidRequestError,
     LLMRelayError,
@@ -23,16 +23,16 @@ from shared.errors import (
     RequestCancelledError,
     RequestTimeoutError,
 )
-from shared.governance import Governance, estimate_prompt_tokens
-from shared.jobs import Job
-from shared.metrics import WorkerMetrics
-from shared.models import LLMResponse
-from shared.redaction import redact
-from shared.scripts import LuaScript
-from shared.settings import Settings
-from worker.providers.base import ProviderAdapter, ProviderCall, StreamEnd
-from worker.ratelimit import RateLimiter
-from worker.relay import JobEvents, LeaseLostError
+from llmrelay.shared.governance import Governance, estimate_prompt_tokens
+from llmrelay.shared.jobs import Job
+from llmrelay.shared.metrics import WorkerMetrics
+from llmrelay.shared.models import LLMResponse
+from llmrelay.shared.redaction import redact
+from llmrelay.shared.scripts import LuaScript
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.providers.base import ProviderAdapter, ProviderCall, StreamEnd
+from llmrelay.worker.ratelimit import RateLimiter
+from llmrelay.worker.relay import JobEvents, LeaseLostError
 
 log = structlog.get_logger("llmrelay.worker")
 

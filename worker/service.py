@@ -24,17 +24,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared import keys
-from shared.catalog import PROVIDERS
-from shared.connections import blocking_pool
-from shared.governance import Governance
-from shared.metrics import WorkerMetrics
-from shared.settings import Settings
-from worker.housekeeping import close_housekeeper, delete_consumer_if_idle, housekeeper
-from worker.providers import build_adapter
-from worker.providers.base import ProviderAdapter
-from worker.ratelimit import RateLimiter
-from worker.runner import CancelReason, JobRunner, Running
+from llmrelay.shared import keys
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.connections import blocking_pool
+from llmrelay.shared.governance import Governance
+from llmrelay.shared.metrics import WorkerMetrics
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.housekeeping import close_housekeeper, delete_consumer_if_idle, housekeeper
+from llmrelay.worker.providers import build_adapter
+from llmrelay.worker.providers.base import ProviderAdapter
+from llmrelay.worker.ratelimit import RateLimiter
+from llmrelay.worker.runner import CancelReason, JobRunner, Running
 
 log = structlog.get_logger("llmrelay.worker")
 

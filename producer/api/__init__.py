@@ -1,7 +1,7 @@
 """The HTTP façade: JSON-RPC 2.0 with SSE streaming, OpenAI-compatible endpoints, /metrics and /health."""
 
-from producer.api.app import create_app
-from producer.api.methods import METHODS, Context, EventFeed
-from producer.api.server import serve
+from llmrelay.producer.api.app import create_app
+from llmrelay.producer.api.methods import METHODS, Context, EventFeed
+from llmrelay.producer.api.server import serve
 
 __all__ = ["METHODS", "Context", "EventFeed", "create_app", "serve"]

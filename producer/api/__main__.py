@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from producer.api.server import serve
-from shared.settings import Settings
+from llmrelay.producer.api.server import serve
+from llmrelay.shared.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:

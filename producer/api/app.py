@@ -27,10 +27,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive
 
-from producer import admin
-from producer.api import sse
-from producer.api.guard import CALLER_KEY, Guard, error_body, route_of
-from producer.api.jsonrpc import (
+from llmrelay.producer import admin
+from llmrelay.producer.api import sse
+from llmrelay.producer.api.guard import CALLER_KEY, Guard, error_body, route_of
+from llmrelay.producer.api.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     NO_ID,
@@ -44,8 +44,8 @@ from producer.api.jsonrpc import (
     service_error,
     validation_details,
 )
-from producer.api.methods import METHODS, POSITIONAL, STREAMING, Context, EventFeed, run_to_end
-from producer.api.openai_compat import (
+from llmrelay.producer.api.methods import METHODS, POSITIONAL, STREAMING, Context, EventFeed, run_to_end
+from llmrelay.producer.api.openai_compat import (
     DONE,
     ChatRequestError,
     ChunkWriter,
@@ -54,14 +54,14 @@ from producer.api.openai_compat import (
     error_payload,
     parse_chat,
 )
-from producer.api.openai_compat import service_error as openai_error
-from producer.api.streams import StreamRegistry
-from producer.api.telemetry import ApiMetrics
-from producer.sdk import LLMProducer
-from shared.catalog import PROVIDERS
-from shared.errors import LLMRelayError, RateLimitedError
-from shared.redaction import register_secrets
-from shared.settings import Settings
+from llmrelay.producer.api.openai_compat import service_error as openai_error
+from llmrelay.producer.api.streams import StreamRegistry
+from llmrelay.producer.api.telemetry import ApiMetrics
+from llmrelay.producer.sdk import LLMProducer
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.errors import LLMRelayError, RateLimitedError
+from llmrelay.shared.redaction import register_secrets
+from llmrelay.shared.settings import Settings
 
 log = structlog.get_logger("llmrelay.api")
 

@@ -16,7 +16,7 @@ import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producer.api.telemetry import ApiMetrics
+from llmrelay.producer.api.telemetry import ApiMetrics
 
 log = structlog.get_logger("llmrelay.api")
 

@@ -17,8 +17,8 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from shared.errors import LLMRelayError
-from shared.redaction import redact, redact_value
+from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.redaction import redact, redact_value
 
 log = structlog.get_logger("llmrelay.api")
 

@@ -2,7 +2,7 @@
 
 A host with its own JSON-RPC handler registers them as they are::
 
-    from producer.api.methods import METHODS, Context
+    from llmrelay.producer.api.methods import METHODS, Context
     ctx = Context(producer=llm, settings=settings, caller="agentcore")
     result = await METHODS["llm.complete"](ctx, {"model": "gpt-4.1-mini", "messages": [...]})
 
@@ -24,18 +24,18 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from producer import admin
-from producer.sdk import LLMProducer
-from shared.batch import MAX_BATCH_ITEMS
-from shared.errors import (
+from llmrelay.producer import admin
+from llmrelay.producer.sdk import LLMProducer
+from llmrelay.shared.batch import MAX_BATCH_ITEMS
+from llmrelay.shared.errors import (
     BackendUnavailableError,
     InvalidRequestError,
     LLMRelayError,
     ProviderUnavailableError,
 )
-from shared.keys import valid_request_id
-from shared.models import MAX_TIMEOUT_SECONDS, LLMRequest, RequestId
-from shared.settings import Settings
+from llmrelay.shared.keys import valid_request_id
+from llmrelay.shared.models import MAX_TIMEOUT_SECONDS, LLMRequest, RequestId
+from llmrelay.shared.settings import Settings
 
 
 class FacadeStats(Protocol):

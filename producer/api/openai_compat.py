@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shared.errors import LLMRelayError, RateLimitedError, StreamRestartedError
-from shared.models import LLMRequest
-from shared.redaction import redact
+from llmrelay.shared.errors import LLMRelayError, RateLimitedError, StreamRestartedError
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.redaction import redact
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 EXTENSIONS = ("tier", "priority", "request_id", "timeout", "fallback_models", "trace_id", "source_agent",

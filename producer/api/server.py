@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.logging import configure_logging, get_logger
-from shared.settings import Settings
+from llmrelay.shared.logging import configure_logging, get_logger
+from llmrelay.shared.settings import Settings
 
 
 def build_server(settings: Settings, host: str | None = None, port: int | None = None, **options: Any) -> Any:
     """A ``uvicorn.Server`` for the façade, for callers that run it on their own event loop."""
     import uvicorn
 
-    from producer.api.app import create_app
+    from llmrelay.producer.api.app import create_app
 
     config = uvicorn.Config(
         create_app(settings),

@@ -18,8 +18,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import keys
-from shared.errors import LLMRelayError, RateLimitedError
+from llmrelay.shared import keys
+from llmrelay.shared.errors import LLMRelayError, RateLimitedError
 
 log = structlog.get_logger("llmrelay.api")
 

@@ -16,11 +16,11 @@ import uvicorn
 from api_support import KEYS
 from starlette.applications import Starlette
 
-from producer import LLMProducer
-from producer.api import create_app
-from shared import Settings
-from simulator.server import SimulatorServer
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api import create_app
+from llmrelay.shared import Settings
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ import httpx2
 import pytest
 from api_support import chat, poll, rpc
 
-from producer import LLMProducer
-from producer.api import create_app
-from shared import Settings, keys
-from shared.catalog import PROVIDERS
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api import create_app
+from llmrelay.shared import Settings, keys
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 
 MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
 

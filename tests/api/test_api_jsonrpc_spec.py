@@ -8,10 +8,10 @@ import httpx2
 import orjson
 from api_support import rpc
 
-from producer import LLMProducer
-from producer.api.jsonrpc import Dispatcher
-from shared import LLMRequest
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api.jsonrpc import Dispatcher
+from llmrelay.shared import LLMRequest
+from llmrelay.worker.service import Worker
 
 
 async def post(client: httpx2.AsyncClient, body: Any) -> httpx2.Response:

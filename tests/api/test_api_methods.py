@@ -9,12 +9,12 @@ import httpx2
 import pytest
 from api_support import poll, rpc
 
-from producer import LLMProducer
-from producer.api import METHODS, Context, create_app
-from shared import Settings
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api import METHODS, Context, create_app
+from llmrelay.shared import Settings
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 
 
 def messages(text: str) -> list[dict[str, str]]:

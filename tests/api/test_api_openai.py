@@ -11,10 +11,10 @@ import orjson
 import pytest
 from api_support import chat, sse_events
 
-from shared import Settings
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
-from worker.service import Worker
+from llmrelay.shared import Settings
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 
 Serve = Callable[..., Awaitable[Any]]
 MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
@@ -275,7 +275,7 @@ async def test_a_stream_whose_client_leaves_is_cancelled(
 ) -> None:
     from api_support import poll
 
-    from producer import LLMProducer
+    from llmrelay.producer import LLMProducer
 
     live = await serve(settings)
     body = chat("go on [[sim:tokens=300 tps=50]]", stream=True, request_id="oa-leaver")
@@ -318,8 +318,8 @@ async def test_a_retried_stream_does_not_repeat_text_to_an_openai_client(
 
 
 def test_replay_filter_passes_only_new_text_and_refuses_divergence() -> None:
-    from producer.api.openai_compat import ReplayFilter
-    from shared.errors import StreamRestartedError
+    from llmrelay.producer.api.openai_compat import ReplayFilter
+    from llmrelay.shared.errors import StreamRestartedError
 
     replay = ReplayFilter()
     assert replay.token("ab") == "ab"
@@ -340,8 +340,8 @@ def test_replay_filter_passes_only_new_text_and_refuses_divergence() -> None:
 
 
 def test_every_shared_error_has_an_openai_code_and_status() -> None:
-    from producer.api.openai_compat import service_error
-    from shared.errors import ERRORS_BY_NAME
+    from llmrelay.producer.api.openai_compat import service_error
+    from llmrelay.shared.errors import ERRORS_BY_NAME
 
     codes = set()
     for name, cls in ERRORS_BY_NAME.items():

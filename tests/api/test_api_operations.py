@@ -13,12 +13,12 @@ import pytest
 import redis
 from api_support import chat, rpc
 
-from producer import LLMProducer, admin
-from producer.api import create_app
-from producer.api.__main__ import main as api_main
-from producer.api.server import build_server
-from shared import Settings, keys
-from worker.service import Worker
+from llmrelay.producer import LLMProducer, admin
+from llmrelay.producer.api import create_app
+from llmrelay.producer.api.__main__ import main as api_main
+from llmrelay.producer.api.server import build_server
+from llmrelay.shared import Settings, keys
+from llmrelay.worker.service import Worker
 
 Serve = Callable[..., Awaitable[Any]]
 
@@ -238,7 +238,7 @@ def test_build_server_binds_loopback_8000_by_default(settings: Settings) -> None
 
 
 def test_module_entry_point_passes_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    from producer.api import __main__ as entry
+    from llmrelay.producer.api import __main__ as entry
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(entry, "serve", lambda settings, host, port: seen.update(host=host, port=port))
@@ -265,7 +265,7 @@ def test_serve_configures_logging_then_runs_the_server(
 ) -> None:
     from types import SimpleNamespace
 
-    from producer.api import server as api_server
+    from llmrelay.producer.api import server as api_server
 
     calls: list[str] = []
 

@@ -10,12 +10,12 @@ import openai
 import pytest
 from api_support import CANARY, chat, rpc
 
-from producer import LLMProducer
-from producer.api import create_app
-from producer.api import methods as api_methods
-from shared import Settings
-from simulator.server import SimulatorServer
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api import create_app
+from llmrelay.producer.api import methods as api_methods
+from llmrelay.shared import Settings
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 
 Serve = Callable[..., Awaitable[Any]]
 TOKEN = "relay-token-0123456789abcdef"
@@ -135,7 +135,7 @@ async def test_an_unexpected_failure_is_a_generic_internal_error(
 async def test_a_failure_outside_any_handler_is_a_bare_500(
     client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from producer.api import app as api_app
+    from llmrelay.producer.api import app as api_app
 
     def explode(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError(f"secret detail {CANARY}")

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from api_support import poll, read_events, rpc, sse_events
 
-from producer import LLMProducer
-from producer.api import sse, streams
-from shared import Settings
-from simulator.reply import reply_for
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api import sse, streams
+from llmrelay.shared import Settings
+from llmrelay.simulator.reply import reply_for
+from llmrelay.worker.service import Worker
 
 Serve = Callable[..., Awaitable[Any]]
 
@@ -156,7 +156,7 @@ async def test_invalid_stream_params_are_an_error_event(client: httpx2.AsyncClie
 async def test_a_disallowed_model_on_stream_is_an_error_event(
     make_settings: Callable[..., Settings], producer: LLMProducer
 ) -> None:
-    from producer.api import create_app
+    from llmrelay.producer.api import create_app
 
     settings = make_settings(ALLOWED_MODELS="gpt-4.1-mini")
     transport = httpx2.ASGITransport(app=create_app(settings, producer=LLMProducer(settings)))

@@ -20,7 +20,7 @@ import pytest
 CONFIG_PREFIXES = ("LLMRELAY_", "LLM_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
 CONFIG_NAMES = ("REDIS_URL", "ALLOWED_MODELS")
 
-LLMRELAY = [sys.executable, "-m", "llmrelay_cli"]
+LLMRELAY = [sys.executable, "-m", "llmrelay.cli"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -18,14 +18,14 @@ import uvicorn
 from clitools import LLMRELAY, clean_env, flat, free_port
 from typer.testing import CliRunner
 
-from llmrelay_cli.batch import BatchFileError, item_index, parse_requests
-from llmrelay_cli.main import app
-from producer.api import create_app
-from shared import Settings
-from shared.keys import valid_request_id
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
-from worker.service import Worker
+from llmrelay.cli.batch import BatchFileError, item_index, parse_requests
+from llmrelay.cli.main import app
+from llmrelay.producer.api import create_app
+from llmrelay.shared import Settings
+from llmrelay.shared.keys import valid_request_id
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 
 runner = CliRunner()
 

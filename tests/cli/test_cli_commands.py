@@ -13,10 +13,10 @@ from clitools import flat, free_port
 from typer.testing import CliRunner
 
 import bench
-from llmrelay_cli import bench as benchmarks
-from llmrelay_cli import redis_server
-from llmrelay_cli.main import app
-from simulator.config import SimulatorConfig
+from llmrelay.cli import bench as benchmarks
+from llmrelay.cli import redis_server
+from llmrelay.cli.main import app
+from llmrelay.simulator.config import SimulatorConfig
 
 runner = CliRunner()
 
@@ -163,6 +163,8 @@ def test_bench_discovers_modules_with_main(tmp_path: Path) -> None:
 def test_bench_list_and_dispatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_benchmarks(tmp_path)
     monkeypatch.setattr(bench, "__path__", [*bench.__path__, str(tmp_path)])
+    checkout = benchmarks.bench_dirs()
+    monkeypatch.setattr(benchmarks, "bench_dirs", lambda: [*checkout, tmp_path])
     monkeypatch.delitem(sys.modules, "bench.echo_args", raising=False)
     try:
         listed = runner.invoke(app, ["bench", "--list"])

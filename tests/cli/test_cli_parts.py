@@ -14,10 +14,10 @@ from clitools import free_port
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from llmrelay_cli import client, redis_server
-from llmrelay_cli.main import app
-from llmrelay_cli.up import SIMULATED_KEYS, child_env, env_name, has_any_key, http_base
-from shared.settings import Settings
+from llmrelay.cli import client, redis_server
+from llmrelay.cli.main import app
+from llmrelay.cli.up import SIMULATED_KEYS, child_env, env_name, has_any_key, http_base
+from llmrelay.shared.settings import Settings
 
 runner = CliRunner()
 

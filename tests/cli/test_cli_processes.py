@@ -11,7 +11,7 @@ import pytest
 import redis
 from clitools import Spawned, clean_env, free_port, http_ok, wait_for
 
-from shared import keys
+from llmrelay.shared import keys
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ from clitools import (
     wait_for,
 )
 
-from llmrelay_cli import redis_server
+from llmrelay.cli import redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -75,9 +75,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_up_starts_every_part_from_nothing(stack: Stack) -> None:
     commands = [command for _, command in stack.children.values()]
     assert any("redis-server" in c for c in commands), commands
-    assert any("-m simulator" in c for c in commands), commands
-    assert sum("-m worker" in c for c in commands) == 1, commands
-    assert any("-m producer.api" in c for c in commands), commands
+    assert any("-m llmrelay.simulator" in c for c in commands), commands
+    assert sum("-m llmrelay.worker" in c for c in commands) == 1, commands
+    assert any("-m llmrelay.producer.api" in c for c in commands), commands
     output = flat(stack.spawned.output())
     assert "SIMULATED PROVIDERS" in output
     assert "(embedded" in output
@@ -257,7 +257,7 @@ def test_up_exits_nonzero_when_a_part_dies(tmp_path: Path) -> None:
 
 def test_module_entry_point_matches_the_console_script() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "llmrelay_cli", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "llmrelay.cli", "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0
     assert "up" in result.stdout

@@ -16,11 +16,11 @@ import typer
 import yaml
 from prometheus_client import CollectorRegistry
 
-from llmrelay_cli.main import app
-from shared import keys
-from shared.catalog import PROVIDERS
-from shared.metrics import QueueMetrics, WorkerMetrics
-from shared.settings import Settings
+from llmrelay.cli.main import app
+from llmrelay.shared import keys
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.metrics import QueueMetrics, WorkerMetrics
+from llmrelay.shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -170,9 +170,13 @@ def test_dockerfile_builds_a_slim_non_root_llmrelay_image() -> None:
 def test_dockerfile_copies_every_package() -> None:
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     copied = {args.split()[0] for op, args in _dockerfile() if op == "COPY" and "--from" not in args}
-    for top in {p.split(".")[0] for p in packages}:
+    # A package's folder may be a link (llmrelay/shared -> ../shared): the image needs where it leads.
+    sources = {(ROOT / p.replace(".", "/")).resolve().relative_to(ROOT).parts[0] for p in packages}
+    assert sources == {"llmrelay", "shared", "producer", "worker"}
+    for top in sources:
         assert top in copied, f"the Dockerfile does not copy {top}/"
     assert "pyproject.toml" in copied
+    assert not copied & {"bench", "tests"}, "benchmarks and tests stay out of the production image"
 
 
 def test_dockerfile_and_compose_use_one_image_name(compose: dict[str, Any]) -> None:

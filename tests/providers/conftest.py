@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from provider_test_support import sim_settings_for
 
-from shared.settings import Settings
-from simulator.server import SimulatorServer
-from worker.providers import ADAPTERS, ProviderAdapter
+from llmrelay.shared.settings import Settings
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.providers import ADAPTERS, ProviderAdapter
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from shared.catalog import Provider
-from shared.models import LLMRequest
-from shared.settings import Settings
-from simulator.server import SimulatorServer
-from worker.providers import ProviderCall
+from llmrelay.shared.catalog import Provider
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.settings import Settings
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.providers import ProviderCall
 
 #: Keys that must never show up in an error: planted in Settings, quoted back by the simulator on 401.
 CANARY_KEYS: dict[Provider, str] = {

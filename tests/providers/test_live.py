@@ -7,8 +7,8 @@ import os
 import pytest
 from provider_test_support import make_call, new_trace_id
 
-from shared.settings import Settings
-from worker.providers import StreamEnd, build_adapter
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.providers import StreamEnd, build_adapter
 
 pytestmark = pytest.mark.live
 

@@ -9,10 +9,10 @@ import httpx2
 import pytest
 from provider_test_support import CANARY_KEYS, make_call
 
-from shared.errors import InvalidRequestError, ProviderUnavailableError, RateLimitedError
-from shared.redaction import MASK, redact
-from shared.settings import Settings
-from worker.providers import (
+from llmrelay.shared.errors import InvalidRequestError, ProviderUnavailableError, RateLimitedError
+from llmrelay.shared.redaction import MASK, redact
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.providers import (
     ADAPTERS,
     AnthropicAdapter,
     GeminiAdapter,
@@ -21,7 +21,7 @@ from worker.providers import (
     StreamEnd,
     build_adapter,
 )
-from worker.providers._common import DEFAULT_BASE_URLS
+from llmrelay.worker.providers._common import DEFAULT_BASE_URLS
 
 LOOPBACK = "http://127.0.0.1:9"
 

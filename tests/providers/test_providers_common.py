@@ -8,14 +8,14 @@ from email.utils import format_datetime
 import pytest
 from provider_test_support import CANARY_KEYS
 
-from shared.errors import (
+from llmrelay.shared.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     ProviderError,
     RateLimitedError,
 )
-from shared.redaction import MASK, register_secrets
-from worker.providers import _common
+from llmrelay.shared.redaction import MASK, register_secrets
+from llmrelay.worker.providers import _common
 
 NOW = 1_800_000_000.0
 

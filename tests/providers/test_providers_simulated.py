@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from provider_test_support import CANARY_KEYS, MODELS, SYSTEM, make_call, new_trace_id, sim_settings_for
 
-from shared.errors import (
+from llmrelay.shared.errors import (
     AuthenticationError,
     InvalidRequestError,
     LLMRelayError,
@@ -19,10 +19,10 @@ from shared.errors import (
     RequestTimeoutError,
     UnknownModelError,
 )
-from shared.settings import Settings
-from simulator.app import reply_for
-from simulator.server import SimulatorServer
-from worker.providers import ProviderAdapter, StreamEnd
+from llmrelay.shared.settings import Settings
+from llmrelay.simulator.app import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.providers import ProviderAdapter, StreamEnd
 
 pytestmark = pytest.mark.parametrize("model", MODELS)
 

@@ -13,7 +13,7 @@ import pytest
 from google.genai import errors as genai_errors
 from provider_test_support import CANARY_KEYS
 
-from shared.errors import (
+from llmrelay.shared.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     InvalidRequestError,
@@ -25,10 +25,10 @@ from shared.errors import (
     RequestTimeoutError,
     UnknownModelError,
 )
-from shared.redaction import register_secrets
-from worker.providers import anthropic as anthropic_adapter
-from worker.providers import gemini as gemini_adapter
-from worker.providers import openai as openai_adapter
+from llmrelay.shared.redaction import register_secrets
+from llmrelay.worker.providers import anthropic as anthropic_adapter
+from llmrelay.worker.providers import gemini as gemini_adapter
+from llmrelay.worker.providers import openai as openai_adapter
 
 Translate = Callable[[BaseException], LLMRelayError]
 

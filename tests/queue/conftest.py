@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer import LLMProducer
-from shared import Settings, keys
-from simulator.server import SimulatorServer
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import Settings, keys
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 from tests.support import poll  # noqa: F401 - re-exported for the tests of this package
-from worker.service import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def rdb(url: str) -> redis.Redis:
 
 
 class WorkerProcess:
-    """A `python -m worker` subprocess, for the tests that kill or signal a worker."""
+    """A `python -m llmrelay.worker` subprocess, for the tests that kill or signal a worker."""
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         full_env = {
@@ -84,7 +84,7 @@ class WorkerProcess:
         }
         full_env.update(env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker", *args],
+            [sys.executable, "-m", "llmrelay.worker", *args],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.DEVNULL,

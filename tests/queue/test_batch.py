@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
-from producer import LLMProducer
-from shared import (
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import (
     Governance,
     InvalidRequestError,
     JobNotFoundError,
@@ -18,11 +18,11 @@ from shared import (
     Settings,
     keys,
 )
-from shared.batch import BatchStatus, meta_key
-from simulator.reply import reply_for
+from llmrelay.shared.batch import BatchStatus, meta_key
+from llmrelay.simulator.reply import reply_for
+from llmrelay.worker.batch import feed_batch
+from llmrelay.worker.service import Worker
 from tests.queue.conftest import poll, rdb
-from worker.batch import feed_batch
-from worker.service import Worker
 
 MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
 

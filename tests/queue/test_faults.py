@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
-from llmrelay_cli.redis_server import find_redis_server
-from producer import LLMProducer
-from shared import BackendUnavailableError, LLMRequest, Settings, keys
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
+from llmrelay.cli.redis_server import find_redis_server
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import BackendUnavailableError, LLMRequest, Settings, keys
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 from tests.queue.conftest import WorkerProcess, poll, rdb
-from worker.service import Worker
 
 pytestmark = pytest.mark.slow
 

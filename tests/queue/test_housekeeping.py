@@ -8,8 +8,8 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from shared import Governance, Settings, keys
-from worker.housekeeping import RUNS_KEY, close_housekeeper, housekeeper, sweep
+from llmrelay.shared import Governance, Settings, keys
+from llmrelay.worker.housekeeping import RUNS_KEY, close_housekeeper, housekeeper, sweep
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ async def test_sweep_removes_idle_consumers_but_keeps_owners_of_pending_jobs(
     await client.xgroup_createconsumer(stream, keys.GROUP, "gone-idle")
     await client.xadd(stream, {"id": "x", "j": "{}"})
     await client.xreadgroup(keys.GROUP, "owner-of-a-job", {stream: ">"}, count=1)
-    monkeypatch.setattr("worker.housekeeping.STALE_CONSUMER_SECONDS", -1)
+    monkeypatch.setattr("llmrelay.worker.housekeeping.STALE_CONSUMER_SECONDS", -1)
     removed = await sweep(client, ["openai"])
     names = {c["name"] for c in await client.xinfo_consumers(stream, keys.GROUP)}
     assert names == {b"owner-of-a-job"}

@@ -8,8 +8,8 @@ import time
 import orjson
 import pytest
 
-from producer import LLMProducer
-from shared import (
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import (
     DeadLetteredError,
     JobNotFoundError,
     LLMRequest,
@@ -21,11 +21,11 @@ from shared import (
     Settings,
     keys,
 )
-from shared.jobs import Job
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
+from llmrelay.shared.jobs import Job
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 from tests.queue.conftest import poll, rdb
-from worker.service import Worker
 
 MODELS = ["gpt-4.1", "gpt-5", "claude-3-5-haiku", "gemini-2.0-flash"]
 
@@ -329,7 +329,7 @@ async def test_interactive_lane_is_served_before_a_batch_backlog(
 
 
 async def test_producer_reports_an_unreachable_redis(settings: Settings) -> None:
-    from shared import BackendUnavailableError
+    from llmrelay.shared import BackendUnavailableError
 
     broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     with pytest.raises(BackendUnavailableError):
@@ -338,7 +338,7 @@ async def test_producer_reports_an_unreachable_redis(settings: Settings) -> None
 
 
 def test_job_codec_refuses_foreign_providers() -> None:
-    from shared import InvalidRequestError
+    from llmrelay.shared import InvalidRequestError
 
     good = Job("r", "openai", "gpt-4.1", req(), 0.0, 1.0)
     data = orjson.loads(good.encode())

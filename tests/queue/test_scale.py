@@ -7,12 +7,12 @@ import asyncio
 import pytest
 import redis
 
-from producer import LLMProducer
-from shared import LLMRequest, RequestCancelledError, Settings
-from simulator.reply import reply_for
-from simulator.server import SimulatorServer
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import LLMRequest, RequestCancelledError, Settings
+from llmrelay.simulator.reply import reply_for
+from llmrelay.simulator.server import SimulatorServer
+from llmrelay.worker.service import Worker
 from tests.queue.conftest import poll
-from worker.service import Worker
 
 pytestmark = pytest.mark.slow
 

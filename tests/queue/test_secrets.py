@@ -9,10 +9,10 @@ import pytest
 import redis
 from prometheus_client import generate_latest
 
-from producer import LLMProducer
-from shared import AuthenticationError, LLMRequest, Settings
-from shared.logging import configure_logging
-from worker.service import Worker
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import AuthenticationError, LLMRequest, Settings
+from llmrelay.shared.logging import configure_logging
+from llmrelay.worker.service import Worker
 
 
 def _dump_redis(url: str) -> bytes:

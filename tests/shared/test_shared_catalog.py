@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.catalog import PROVIDERS, TIERS, Catalog, ModelInfo
-from shared.errors import UnknownModelError
-from shared.settings import DEFAULT_ALLOWED_MODELS, DEFAULT_TIER_MODELS
+from llmrelay.shared.catalog import PROVIDERS, TIERS, Catalog, ModelInfo
+from llmrelay.shared.errors import UnknownModelError
+from llmrelay.shared.settings import DEFAULT_ALLOWED_MODELS, DEFAULT_TIER_MODELS
 
 # The seed's table (PROVIDERS.md): name, dated id, provider, input, output, context window.
 SEED = [

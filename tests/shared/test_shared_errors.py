@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import shared
-from shared import errors
-from shared.errors import (
+from llmrelay import shared
+from llmrelay.shared import errors
+from llmrelay.shared.errors import (
     ERRORS_BY_NAME,
     InvalidRequestError,
     LLMRelayError,

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from shared.errors import LLMRelayError, ModelNotAllowedError, RateLimitedError
-from shared.events import (
+from llmrelay.shared.errors import LLMRelayError, ModelNotAllowedError, RateLimitedError
+from llmrelay.shared.events import (
     TERMINAL_TYPES,
     DoneEvent,
     ErrorEvent,
@@ -20,7 +20,7 @@ from shared.events import (
     encode_token,
     parse_event,
 )
-from shared.models import LLMResponse, Usage
+from llmrelay.shared.models import LLMResponse, Usage
 
 TEXTS = [
     "",

@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from shared.catalog import Catalog
-from shared.errors import (
+from llmrelay.shared.catalog import Catalog
+from llmrelay.shared.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotAllowedError,
     UnknownModelError,
 )
-from shared.governance import Governance, ModelSelector, estimate_prompt_tokens
-from shared.models import LLMRequest
-from shared.settings import DEFAULT_ALLOWED_MODELS, DEFAULT_TIER_MODELS, Settings
+from llmrelay.shared.governance import Governance, ModelSelector, estimate_prompt_tokens
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.settings import DEFAULT_ALLOWED_MODELS, DEFAULT_TIER_MODELS, Settings
 
 CATALOG = Catalog.load()
 
@@ -301,7 +301,7 @@ def test_governance_from_settings_refuses_a_non_catalog_allowed_model() -> None:
 def test_a_default_model_outside_the_allowed_list_is_announced_at_start() -> None:
     from structlog.testing import capture_logs
 
-    from shared.catalog import Catalog
+    from llmrelay.shared.catalog import Catalog
 
     with capture_logs() as logs:
         Governance(Catalog.load(), ["gemini-2.0-flash"], default_model="gpt-4.1-mini")

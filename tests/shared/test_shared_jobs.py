@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.errors import InvalidRequestError
-from shared.jobs import Job
-from shared.models import LLMRequest
+from llmrelay.shared.errors import InvalidRequestError
+from llmrelay.shared.jobs import Job
+from llmrelay.shared.models import LLMRequest
 
 SECRET_PROMPT = "the prompt must not be echoed in errors"
 

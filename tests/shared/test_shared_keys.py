@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared import keys
-from shared.catalog import PROVIDERS
-from shared.models import LLMRequest
+from llmrelay.shared import keys
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.models import LLMRequest
 
 
 def crc16_xmodem(data: bytes) -> int:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import structlog
 
-from shared import redaction
-from shared.logging import configure_logging, get_logger
-from shared.redaction import MASK
-from shared.settings import Settings
+from llmrelay.shared import redaction
+from llmrelay.shared.logging import configure_logging, get_logger
+from llmrelay.shared.redaction import MASK
+from llmrelay.shared.settings import Settings
 
 # A key in the provider's format (masked by pattern) and one in a house format (masked because configured).
 CANARY = "sk-proj-" + "CanaryCanary0123456789abcdefXYZ"

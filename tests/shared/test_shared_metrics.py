@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from shared.metrics import LATENCY_BUCKETS, TTFT_BUCKETS, QueueMetrics, WorkerMetrics
+from llmrelay.shared.metrics import LATENCY_BUCKETS, TTFT_BUCKETS, QueueMetrics, WorkerMetrics
 
 WORKER_METRICS = [
     "llmrelay_requests_total",

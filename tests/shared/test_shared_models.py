@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.models import (
+from llmrelay.shared.models import (
     MAX_CONTENT_CHARS,
     MAX_METADATA_BYTES,
     MAX_TOKENS_LIMIT,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared import redaction
-from shared.redaction import MASK, redact, redact_value, redaction_processor, register_secrets
+from llmrelay.shared import redaction
+from llmrelay.shared.redaction import MASK, redact, redact_value, redaction_processor, register_secrets
 
 OPENAI_KEY = "sk-" + "Ab3dEf6hIj9kLm2nOp5qRs8t"
 OPENAI_PROJECT_KEY = "sk-proj-" + "Xy_9-Zw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa"

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from shared import scripts
-from shared.scripts import LuaScript
+from llmrelay.shared import scripts
+from llmrelay.shared.scripts import LuaScript
 
 SOURCES = {
     name: getattr(scripts, name)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices, SecretStr, ValidationError
 
-from shared.catalog import Provider
-from shared.settings import DEFAULT_ALLOWED_MODELS, DEFAULT_TIER_MODELS, RateLimit, Settings
+from llmrelay.shared.catalog import Provider
+from llmrelay.shared.settings import DEFAULT_ALLOWED_MODELS, DEFAULT_TIER_MODELS, RateLimit, Settings
 
 OPENAI_KEY = "sk-proj-canaryOPENAIcanary0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-api03-canaryANTHROPICcanary0123456789"

@@ -11,7 +11,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from simulator import SimulatorServer
+from llmrelay.simulator import SimulatorServer
 
 OPENAI_KEY = "sk-sim-openai-0123456789"
 ANTHROPIC_KEY = "sk-ant-sim-0123456789"

@@ -10,7 +10,7 @@ import anthropic
 import httpx2
 import pytest
 
-from simulator import SimulatorServer, reply_for
+from llmrelay.simulator import SimulatorServer, reply_for
 
 MODEL = "claude-3-5-haiku-20241022"
 

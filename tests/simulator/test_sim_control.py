@@ -18,8 +18,8 @@ import openai
 import orjson
 import pytest
 
-import simulator
-from simulator import SimulatorConfig, SimulatorServer, ThreadedSimulatorServer, reply_for
+from llmrelay import simulator
+from llmrelay.simulator import SimulatorConfig, SimulatorServer, ThreadedSimulatorServer, reply_for
 
 MODEL = "gpt-4.1"
 
@@ -314,10 +314,10 @@ def _alive(pid: int) -> bool:
 def test_subprocess_exits_with_its_parent() -> None:
     """A test run that dies without stopping its simulator leaves no server running."""
     code = (
-        "import os; from simulator import SimulatorServer; "
+        "import os; from llmrelay.simulator import SimulatorServer; "
         "s = SimulatorServer().start(); print(s.pid, flush=True); os._exit(0)"
     )
-    root = str(Path(simulator.__file__).resolve().parent.parent)
+    root = str(Path(simulator.__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": root}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True, env=env

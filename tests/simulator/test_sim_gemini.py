@@ -7,7 +7,7 @@ import pytest
 from google import genai
 from google.genai import _api_client, errors, types
 
-from simulator import SimulatorServer, reply_for
+from llmrelay.simulator import SimulatorServer, reply_for
 
 MODEL = "gemini-2.0-flash"
 

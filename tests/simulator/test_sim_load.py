@@ -17,7 +17,7 @@ import httpx2
 import orjson
 import pytest
 
-from simulator import SimulatorServer, reply_for
+from llmrelay.simulator import SimulatorServer, reply_for
 
 STREAMS = 3000
 CLIENTS = 60

@@ -9,7 +9,7 @@ import httpx2
 import openai
 import pytest
 
-from simulator import SimulatorServer, reply_for
+from llmrelay.simulator import SimulatorServer, reply_for
 
 MODEL = "gpt-4.1-mini"
 

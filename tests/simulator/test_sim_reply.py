@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from simulator import SimulatorConfig, clean_prompt, parse_directives, reply_for
-from simulator.faults import Fault, FaultBook, error_response, parse_fault_name
-from simulator.providers import parse_call
-from simulator.reply import WORDS
+from llmrelay.simulator import SimulatorConfig, clean_prompt, parse_directives, reply_for
+from llmrelay.simulator.faults import Fault, FaultBook, error_response, parse_fault_name
+from llmrelay.simulator.providers import parse_call
+from llmrelay.simulator.reply import WORDS
 
 
 def test_reply_is_deterministic_and_well_formed() -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from shared.catalog import PROVIDERS
-from shared.errors import InvalidRequestError
-from shared.settings import Settings
-from worker.providers.anthropic import AnthropicAdapter
-from worker.providers.base import (
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.errors import InvalidRequestError
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.providers.anthropic import AnthropicAdapter
+from llmrelay.worker.providers.base import (
     Completion,
     ProviderAdapter,
     ProviderCall,
@@ -14,8 +14,8 @@ from worker.providers.base import (
     StreamEnd,
     drain,
 )
-from worker.providers.gemini import GeminiAdapter
-from worker.providers.openai import OpenAIAdapter
+from llmrelay.worker.providers.gemini import GeminiAdapter
+from llmrelay.worker.providers.openai import OpenAIAdapter
 
 ADAPTERS: dict[str, type[OpenAIAdapter | AnthropicAdapter | GeminiAdapter]] = {
     "openai": OpenAIAdapter,

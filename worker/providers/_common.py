@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx2
 
-from shared.catalog import Provider
-from shared.errors import (
+from llmrelay.shared.catalog import Provider
+from llmrelay.shared.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     InvalidRequestError,
@@ -25,9 +25,9 @@ from shared.errors import (
     RequestTimeoutError,
     UnknownModelError,
 )
-from shared.models import FinishReason
-from shared.redaction import redact, register_secrets
-from shared.settings import Settings
+from llmrelay.shared.models import FinishReason
+from llmrelay.shared.redaction import redact, register_secrets
+from llmrelay.shared.settings import Settings
 
 #: Where each SDK goes when no base URL is configured (given explicitly so no SDK reads the environment).
 DEFAULT_BASE_URLS: dict[Provider, str] = {

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shared.catalog import ModelInfo, Provider
-from shared.errors import AuthenticationError, LLMRelayError
-from shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.shared.catalog import ModelInfo, Provider
+from llmrelay.shared.errors import AuthenticationError, LLMRelayError
+from llmrelay.shared.models import FinishReason, LLMRequest, Usage
 
 
 @dataclass(slots=True)

@@ -8,12 +8,12 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
-from shared.catalog import Provider
-from shared.errors import LLMRelayError
-from shared.models import FinishReason, LLMRequest, Usage
-from shared.settings import Settings
-from worker.providers import _common
-from worker.providers.base import ProviderCall, SDKAdapter, StreamEnd
+from llmrelay.shared.catalog import Provider
+from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.providers import _common
+from llmrelay.worker.providers.base import ProviderCall, SDKAdapter, StreamEnd
 
 PROVIDER: Provider = "gemini"
 API_VERSION = "v1beta"

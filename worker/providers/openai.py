@@ -18,12 +18,12 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from shared.catalog import Provider
-from shared.errors import LLMRelayError
-from shared.models import FinishReason, LLMRequest, Usage
-from shared.settings import Settings
-from worker.providers import _common
-from worker.providers.base import ProviderCall, RateLimitInfo, SDKAdapter, StreamEnd
+from llmrelay.shared.catalog import Provider
+from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.shared.settings import Settings
+from llmrelay.worker.providers import _common
+from llmrelay.worker.providers.base import ProviderCall, RateLimitInfo, SDKAdapter, StreamEnd
 
 PROVIDER: Provider = "openai"
 

@@ -29,11 +29,11 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from llmrelay_cli import redis_server
-from llmrelay_cli.processes import ChildExited, ManagedProcess, StopRequested, Supervisor
-from shared import keys
-from shared.catalog import PROVIDERS
-from shared.settings import Settings
+from llmrelay.cli import redis_server
+from llmrelay.cli.processes import ChildExited, ManagedProcess, StopRequested, Supervisor
+from llmrelay.shared import keys
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.settings import Settings
 
 #: Keys given to the SDKs when they talk to the simulator: real keys never leave for a fake provider.
 SIMULATED_KEYS = {
@@ -315,7 +315,7 @@ class Launcher:
         assert self.tmpdir is not None
         port_file = self.tmpdir / "simulator.port"
         argv = [
-            sys.executable, "-m", "simulator",
+            sys.executable, "-m", "llmrelay.simulator",
             "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
         ]  # fmt: skip
         child = self.supervisor.spawn("simulator", argv, env=self.base_env, style="magenta")
@@ -374,7 +374,10 @@ class Launcher:
         env = self._env()
         children = [
             self.supervisor.spawn(
-                f"worker-{i}", [sys.executable, "-m", "worker"], env=env, style="cyan" if i % 2 else "blue"
+                f"worker-{i}",
+                [sys.executable, "-m", "llmrelay.worker"],
+                env=env,
+                style="cyan" if i % 2 else "blue",
             )
             for i in range(1, self.options.workers + 1)
         ]
@@ -384,7 +387,7 @@ class Launcher:
 
     def _start_api(self) -> ManagedProcess:
         argv = [
-            sys.executable, "-m", "producer.api",
+            sys.executable, "-m", "llmrelay.producer.api",
             "--host", self.options.host, "--port", str(self.options.port),
         ]  # fmt: skip
         child = self.supervisor.spawn("api", argv, env=self._env(), style="green")

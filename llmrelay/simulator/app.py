@@ -10,8 +10,8 @@ Endpoints
                 oldest first: ``provider, api, path, method, query, headers`` (lower-cased names),
                 ``body`` (parsed JSON), ``model, stream, ts, fault``), ``DELETE /_sim/requests``;
                 ``GET|POST /_sim/config`` (knobs, see :class:`SimulatorConfig`); ``GET|POST|DELETE
-                /_sim/faults`` (see :mod:`simulator.faults`); ``POST /_sim/reset`` (all of the above back
-                to the start state)
+                /_sim/faults`` (see :mod:`llmrelay.simulator.faults`); ``POST /_sim/reset`` (all of the
+                above back to the start state)
 
 Every provider response carries ``request-id`` and ``x-request-id``; OpenAI responses carry
 ``x-ratelimit-limit-requests``, ``x-ratelimit-limit-tokens``, ``x-ratelimit-remaining-requests``,

@@ -1,9 +1,10 @@
 """Deterministic replies and the ``[[sim:...]]`` directives carried inside prompts.
 
 The prompt
-    The *prompt* of a request is the text of its LAST user message (see :mod:`simulator.providers` for
-    where that is in each provider's body), after :func:`clean_prompt`: every ``[[sim:...]]`` directive
-    is removed and runs of whitespace are collapsed to one space, with none at either end. So
+    The *prompt* of a request is the text of its LAST user message (see
+    :mod:`llmrelay.simulator.providers` for where that is in each provider's body), after
+    :func:`clean_prompt`: every ``[[sim:...]]`` directive is removed
+    and runs of whitespace are collapsed to one space, with none at either end. So
     ``"Hello [[sim:tokens=5]]  world"`` has the prompt ``"Hello world"``.
 
 The reply

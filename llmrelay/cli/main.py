@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from llmrelay_cli.batch import app as batch_app
-from shared.catalog import PROVIDERS
-from shared.settings import Settings
-from simulator.config import SimulatorConfig
+from llmrelay.cli.batch import app as batch_app
+from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.settings import Settings
+from llmrelay.simulator.config import SimulatorConfig
 
 _HELP = (
     "A multi-provider LLM gateway: callers enqueue requests on Redis streams, workers run them with the "
@@ -147,8 +147,8 @@ def up(
     Ctrl-C or SIGTERM stops it all in order: the façade, then the workers (they drain), then the
     simulator and the embedded Redis.
     """
-    from llmrelay_cli import redis_server
-    from llmrelay_cli.up import UpOptions, run_up
+    from llmrelay.cli import redis_server
+    from llmrelay.cli.up import UpOptions, run_up
 
     try:
         probe = redis_server.parse_address(redis_probe)
@@ -200,7 +200,7 @@ def worker_command(
     """
     names = _providers(providers)
     settings = load_settings(worker_concurrency=concurrency)
-    from worker.main import run_worker
+    from llmrelay.worker.main import run_worker
 
     run_worker(settings, names, concurrency)
 
@@ -230,7 +230,7 @@ def api_command(
     It needs Redis (REDIS_URL) and at least one worker somewhere to get answers.
     """
     settings = load_settings(api_host=host, api_port=port)
-    from producer.api.server import serve
+    from llmrelay.producer.api.server import serve
 
     _exit_zero_on_stop_signals()
     serve(settings, host=settings.api_host, port=settings.api_port)
@@ -279,7 +279,7 @@ def simulator(
     Point the SDKs at it with OPENAI_BASE_URL=http://HOST:PORT/v1, ANTHROPIC_BASE_URL=http://HOST:PORT and
     GEMINI_BASE_URL=http://HOST:PORT. Knobs can also be changed while it runs (POST /_sim/config).
     """
-    from simulator.server import serve
+    from llmrelay.simulator.server import serve
 
     config = SimulatorConfig(
         ttft_ms=ttft_ms,
@@ -317,7 +317,7 @@ TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the answer.
 
 
 def _call_options(url: str, token: str | None, timeout: float) -> Any:
-    from llmrelay_cli.client import CallOptions
+    from llmrelay.cli.client import CallOptions
 
     if token is None:
         secret = load_settings().api_token
@@ -334,7 +334,7 @@ def _read_prompt(prompt: str) -> str:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    from llmrelay_cli.client import ClientError
+    from llmrelay.cli.client import ClientError
 
     if isinstance(exc, ClientError) and exc.code is not None:
         err_console.print(f"[bold red]error {exc.code}:[/] {exc}", highlight=False)
@@ -359,7 +359,7 @@ def complete(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole LLMResponse as JSON.")] = False,
 ) -> None:
     """Send one prompt to a running service (JSON-RPC llm.complete) and print the reply."""
-    from llmrelay_cli import client
+    from llmrelay.cli import client
 
     params = client.build_params(
         _read_prompt(prompt),
@@ -393,7 +393,7 @@ def stream(
     timeout: TimeoutOpt = 120.0,
 ) -> None:
     """Send one prompt to a running service (JSON-RPC llm.stream) and print the tokens as they arrive."""
-    from llmrelay_cli import client
+    from llmrelay.cli import client
 
     params = client.build_params(
         _read_prompt(prompt),
@@ -447,7 +447,7 @@ def bench(
     Each benchmark compares llmrelay against a baseline measured in the same run, prints a table and
     writes JSON. `llmrelay bench --list` shows what there is.
     """
-    from llmrelay_cli import bench as benchmarks
+    from llmrelay.cli import bench as benchmarks
 
     if help_ and name is None:
         console.print(ctx.get_help())

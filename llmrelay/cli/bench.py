@@ -1,13 +1,16 @@
 """`llmrelay bench`: find the benchmark modules in `bench/` and run one of them.
 
 A benchmark is a module ``bench/<name>.py`` (not ``_``-prefixed) with a top-level ``main(argv) -> int``.
-Modules are found by reading their source, so listing them imports nothing.
+Modules are found by reading their source, so listing them imports nothing. The benchmarks are not part
+of the wheel: they run from a source checkout (the one an editable install points at, or the current
+directory).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +22,17 @@ class Benchmark:
     summary: str
 
 
+def checkout_root() -> Path | None:
+    """The source checkout holding ``bench/``: the one this package runs from, else the current directory."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "bench" / "__init__.py").is_file():
+            return root
+    return None
+
+
 def bench_dirs() -> list[Path]:
-    try:
-        package = importlib.import_module("bench")
-    except ImportError:
-        return []
-    return [Path(p) for p in getattr(package, "__path__", [])]
+    root = checkout_root()
+    return [root / "bench"] if root else []
 
 
 def _describe(path: Path) -> str | None:
@@ -56,6 +64,9 @@ def discover(directories: list[Path] | None = None) -> dict[str, Benchmark]:
 
 
 def run(name: str, argv: list[str]) -> int:
+    root = checkout_root()
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     module = importlib.import_module(f"bench.{name}")
     result = module.main(list(argv))
     return int(result or 0)

@@ -3,10 +3,10 @@ benchmarks) and :class:`ThreadedSimulatorServer` (a thread of the current proces
 
 ``serve`` runs uvicorn with httptools, uvloop, no lifespan, no access log and a large backlog::
 
-    from simulator import SimulatorConfig, serve
+    from llmrelay.simulator import SimulatorConfig, serve
     serve(host="127.0.0.1", port=8900, config=SimulatorConfig(ttft_ms=50, tokens_per_second=100))
 
-``SimulatorServer`` starts ``python -m simulator`` on a free port and waits until ``/_sim/health``
+``SimulatorServer`` starts ``python -m llmrelay.simulator`` on a free port and waits until ``/_sim/health``
 answers::
 
     with SimulatorServer(ttft_ms=0, reply_tokens=20) as sim:
@@ -279,7 +279,7 @@ def _config_args(config: SimulatorConfig) -> list[str]:
 
 
 class SimulatorServer(_Controls):
-    """The simulator in a subprocess (``python -m simulator``) on a free loopback port.
+    """The simulator in a subprocess (``python -m llmrelay.simulator``) on a free loopback port.
 
     ``SimulatorServer(config=SimulatorConfig(...))`` or ``SimulatorServer(ttft_ms=..., reply_tokens=...)``.
     ``cpu`` pins the subprocess to one core. On exit the process is terminated (then killed after

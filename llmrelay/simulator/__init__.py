@@ -9,9 +9,9 @@ The official SDKs talk to it unchanged. Public API:
 - :class:`SimulatorServer` - run it in a subprocess on a free port (a context manager for tests);
   :class:`ThreadedSimulatorServer` - the same in a thread of this process.
 
-See :mod:`simulator.app` for the endpoints and the exceptions each SDK raises for each fault,
-:mod:`simulator.reply` for prompts, replies and ``[[sim:...]]`` directives, :mod:`simulator.faults` for
-scheduled faults.
+See :mod:`llmrelay.simulator.app` for the endpoints and the exceptions each SDK raises for each fault,
+:mod:`llmrelay.simulator.reply` for prompts, replies and ``[[sim:...]]`` directives,
+:mod:`llmrelay.simulator.faults` for scheduled faults.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+        raise AttributeError(f"module 'llmrelay.simulator' has no attribute {name!r}")
     from importlib import import_module
 
     return getattr(import_module(f".{module}", __name__), name)

@@ -1,6 +1,6 @@
 """Each provider's request reading and response writing (wire formats).
 
-Where the prompt comes from (the LAST user message; see :mod:`simulator.reply` for the cleaning):
+Where the prompt comes from (the LAST user message; see :mod:`llmrelay.simulator.reply` for the cleaning):
 
 - OpenAI Chat Completions: the last item of ``messages`` with ``role == "user"``; its ``content`` is a
   string or a list of parts whose ``text`` fields are joined with newlines. ``system`` / ``developer``

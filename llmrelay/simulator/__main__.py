@@ -1,6 +1,6 @@
-"""``python -m simulator --host 127.0.0.1 --port 8900 --ttft-ms 0 --tokens-per-second 0 --reply-tokens 20``
+"""``python -m llmrelay.simulator --host 127.0.0.1 --port 8900 --ttft-ms 0 --reply-tokens 20``
 
-Every :class:`simulator.SimulatorConfig` knob has a flag (``--ttft-ms``, ``--tokens-per-second``,
+Every :class:`llmrelay.simulator.SimulatorConfig` knob has a flag (``--ttft-ms``, ``--tokens-per-second``,
 ``--reply-tokens``, ``--slow-first-byte-ms``, ``--record/--no-record``, ``--record-limit``,
 ``--rate-limit-requests``, ``--rate-limit-tokens``).
 """
@@ -29,7 +29,7 @@ _HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m simulator",
+        prog="python -m llmrelay.simulator",
         description="Loopback simulator of the OpenAI, Anthropic and Gemini HTTP APIs.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmrelay_cli import client
-from shared.batch import MAX_BATCH_ITEMS, TERMINAL_ITEM_STATES, ItemStatus
-from shared.keys import valid_request_id
-from shared.models import LLMRequest
+from llmrelay.cli import client
+from llmrelay.shared.batch import MAX_BATCH_ITEMS, TERMINAL_ITEM_STATES, ItemStatus
+from llmrelay.shared.keys import valid_request_id
+from llmrelay.shared.models import LLMRequest
 
 _HELP = """Bulk workloads: many requests submitted at once, run on the batch lane as the queue has room.
 
@@ -182,14 +182,14 @@ def item_index(data: Any) -> Any:
 
 
 def _options(url: str, token: str | None, timeout: float) -> client.CallOptions:
-    from llmrelay_cli.main import _call_options
+    from llmrelay.cli.main import _call_options
 
     options: client.CallOptions = _call_options(url, token, timeout)
     return options
 
 
 def _fail(exc: client.ClientError) -> typer.Exit:
-    from llmrelay_cli.main import _fail as fail
+    from llmrelay.cli.main import _fail as fail
 
     return fail(exc)
 

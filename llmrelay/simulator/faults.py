@@ -2,7 +2,7 @@
 
 A fault reaches a request in one of two ways:
 
-- a ``[[sim:fault=...]]`` directive in its last user message (see :mod:`simulator.reply`), optionally
+- a ``[[sim:fault=...]]`` directive in its last user message (see :mod:`llmrelay.simulator.reply`), optionally
   limited to the first ``times`` requests carrying that exact message text, or to one ``provider`` /
   ``model``;
 - a scheduled fault, ``POST /_sim/faults`` with ``{"fault": "429", "retry_after": 1.5, "times": 3,

@@ -1,0 +1,86 @@
+"""llmrelay: a multi-provider LLM gateway on a durable Redis Streams worker pool.
+
+The public API, from one name::
+
+    from llmrelay import LLMProducer, LLMRequest, Message
+
+    async with LLMProducer.from_env() as llm:
+        request = LLMRequest(model="gpt-4.1-mini", messages=[Message(role="user", content="Hi")])
+        response = await llm.complete(request)
+
+The parts, each a subpackage: :mod:`llmrelay.shared` (the contract both sides speak),
+:mod:`llmrelay.producer` (the producer SDK and the façade), :mod:`llmrelay.worker` (the worker pool),
+:mod:`llmrelay.simulator` (a loopback provider simulator) and :mod:`llmrelay.cli` (the command line).
+"""
+
+from __future__ import annotations
+
+from llmrelay.producer import LLMProducer
+from llmrelay.shared import (
+    A2AContext,
+    AuthenticationError,
+    BackendUnavailableError,
+    Catalog,
+    ContentFilteredError,
+    ContextLengthExceededError,
+    DeadLetteredError,
+    Governance,
+    InvalidRequestError,
+    JobNotFoundError,
+    LLMRelayError,
+    LLMRequest,
+    LLMResponse,
+    Message,
+    ModelInfo,
+    ModelNotAllowedError,
+    ModelSelector,
+    PermissionDeniedError,
+    Provider,
+    ProviderError,
+    ProviderUnavailableError,
+    QueueFullError,
+    RateLimitedError,
+    RequestCancelledError,
+    RequestTimeoutError,
+    Route,
+    Settings,
+    StreamRestartedError,
+    Tier,
+    UnknownModelError,
+    Usage,
+)
+
+__all__ = [
+    "A2AContext",
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "Catalog",
+    "ContentFilteredError",
+    "ContextLengthExceededError",
+    "DeadLetteredError",
+    "Governance",
+    "InvalidRequestError",
+    "JobNotFoundError",
+    "LLMProducer",
+    "LLMRelayError",
+    "LLMRequest",
+    "LLMResponse",
+    "Message",
+    "ModelInfo",
+    "ModelNotAllowedError",
+    "ModelSelector",
+    "PermissionDeniedError",
+    "Provider",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "QueueFullError",
+    "RateLimitedError",
+    "RequestCancelledError",
+    "RequestTimeoutError",
+    "Route",
+    "Settings",
+    "StreamRestartedError",
+    "Tier",
+    "UnknownModelError",
+    "Usage",
+]
