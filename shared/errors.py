@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+#: Every class of the hierarchy by name, for rebuilding an error from its wire form.
+ERRORS_BY_NAME: dict[str, type[LLMRelayError]] = {}
+
 
 class LLMRelayError(Exception):
     """Base of every error llmrelay raises to a caller.
@@ -17,6 +20,27 @@ class LLMRelayError(Exception):
     http_status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
     openai_type: ClassVar[str] = "server_error"
+
+    def __init_subclass__(
+        cls,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        retryable: bool | None = None,
+        openai_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A subclass states in its header what differs from its parent, and is known by its name."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if http_status is not None:
+            cls.http_status = http_status
+        if retryable is not None:
+            cls.retryable = retryable
+        if openai_type is not None:
+            cls.openai_type = openai_type
+        ERRORS_BY_NAME[cls.__name__] = cls
 
     def __init__(self, message: str = "", *, data: dict[str, Any] | None = None) -> None:
         super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
@@ -51,56 +75,37 @@ class LLMRelayError(Exception):
         return f"{self.type_name}({self.message!r})"
 
 
-class InvalidRequestError(LLMRelayError):
+ERRORS_BY_NAME[LLMRelayError.__name__] = LLMRelayError
+
+
+class InvalidRequestError(LLMRelayError, code=-32001, http_status=400, openai_type="invalid_request_error"):
     """The request is malformed or refused as invalid."""
 
-    code = -32001
-    http_status = 400
-    openai_type = "invalid_request_error"
 
-
-class ModelNotAllowedError(InvalidRequestError):
+class ModelNotAllowedError(InvalidRequestError, code=-32002, http_status=403):
     """The model is not in ALLOWED_MODELS."""
 
-    code = -32002
-    http_status = 403
 
-
-class UnknownModelError(InvalidRequestError):
+class UnknownModelError(InvalidRequestError, code=-32003, http_status=404):
     """The model is not in the catalog."""
 
-    code = -32003
-    http_status = 404
 
-
-class ContextLengthExceededError(InvalidRequestError):
+class ContextLengthExceededError(InvalidRequestError, code=-32004):
     """The prompt and max_tokens do not fit the model's context window."""
 
-    code = -32004
 
-
-class AuthenticationError(LLMRelayError):
+class AuthenticationError(LLMRelayError, code=-32005, http_status=401, openai_type="authentication_error"):
     """The provider refused the configured credentials (or the façade refused the caller's)."""
 
-    code = -32005
-    http_status = 401
-    openai_type = "authentication_error"
 
-
-class PermissionDeniedError(AuthenticationError):
+class PermissionDeniedError(AuthenticationError, code=-32006, http_status=403):
     """The provider refused access to this resource."""
 
-    code = -32006
-    http_status = 403
 
-
-class RateLimitedError(LLMRelayError):
+class RateLimitedError(
+    LLMRelayError, code=-32010, http_status=429, retryable=True, openai_type="rate_limit_error"
+):
     """A provider or llmrelay's own limiter refused the request for now."""
-
-    code = -32010
-    http_status = 429
-    retryable = True
-    openai_type = "rate_limit_error"
 
     def __init__(
         self, message: str = "", *, retry_after: float | None = None, data: dict[str, Any] | None = None
@@ -112,101 +117,41 @@ class RateLimitedError(LLMRelayError):
         self.retry_after = retry_after
 
 
-class QueueFullError(RateLimitedError):
+class QueueFullError(RateLimitedError, code=-32011, retryable=False):
     """The provider's queue is at its configured maximum length; try again later."""
 
-    code = -32011
-    retryable = False
 
-
-class ProviderUnavailableError(LLMRelayError):
+class ProviderUnavailableError(LLMRelayError, code=-32020, http_status=503, retryable=True):
     """The provider failed or could not be reached (5xx, overload, connection error, cut stream)."""
 
-    code = -32020
-    http_status = 503
-    retryable = True
 
-
-class StreamRestartedError(ProviderUnavailableError):
+class StreamRestartedError(ProviderUnavailableError, code=-32023, retryable=False):
     """A retried attempt produced text that differs from what the stream had already yielded."""
 
-    code = -32023
-    retryable = False
 
-
-class ProviderError(LLMRelayError):
+class ProviderError(LLMRelayError, code=-32021, http_status=502):
     """The provider answered with an error that fits no other class."""
 
-    code = -32021
-    http_status = 502
 
-
-class ContentFilteredError(LLMRelayError):
+class ContentFilteredError(LLMRelayError, code=-32022, http_status=400, openai_type="invalid_request_error"):
     """The provider refused to generate the content."""
 
-    code = -32022
-    http_status = 400
-    openai_type = "invalid_request_error"
 
-
-class RequestTimeoutError(LLMRelayError):
+class RequestTimeoutError(LLMRelayError, code=-32030, http_status=504, retryable=True, openai_type="timeout"):
     """The request's deadline passed before it completed."""
 
-    code = -32030
-    http_status = 504
-    retryable = True
-    openai_type = "timeout"
 
-
-class RequestCancelledError(LLMRelayError):
+class RequestCancelledError(LLMRelayError, code=-32031, http_status=499):
     """The request was cancelled."""
 
-    code = -32031
-    http_status = 499
 
-
-class DeadLetteredError(LLMRelayError):
+class DeadLetteredError(LLMRelayError, code=-32032, http_status=500):
     """The job failed too many deliveries and was moved to the dead-letter stream."""
 
-    code = -32032
-    http_status = 500
 
-
-class JobNotFoundError(LLMRelayError):
+class JobNotFoundError(LLMRelayError, code=-32033, http_status=404, openai_type="not_found_error"):
     """No job or result is known under this request id (never submitted, or expired)."""
 
-    code = -32033
-    http_status = 404
-    openai_type = "not_found_error"
 
-
-class BackendUnavailableError(LLMRelayError):
+class BackendUnavailableError(LLMRelayError, code=-32040, http_status=503):
     """Redis cannot be reached."""
-
-    code = -32040
-    http_status = 503
-
-
-ERRORS_BY_NAME: dict[str, type[LLMRelayError]] = {
-    cls.__name__: cls
-    for cls in (
-        LLMRelayError,
-        InvalidRequestError,
-        ModelNotAllowedError,
-        UnknownModelError,
-        ContextLengthExceededError,
-        AuthenticationError,
-        PermissionDeniedError,
-        RateLimitedError,
-        QueueFullError,
-        ProviderUnavailableError,
-        StreamRestartedError,
-        ProviderError,
-        ContentFilteredError,
-        RequestTimeoutError,
-        RequestCancelledError,
-        DeadLetteredError,
-        JobNotFoundError,
-        BackendUnavailableError,
-    )
-}
