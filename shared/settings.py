@@ -133,18 +133,12 @@ class Settings(BaseSettings):
         return tuple(self.allowed_models) or DEFAULT_ALLOWED_MODELS
 
     def api_key(self, provider: Provider) -> SecretStr | None:
-        return {
-            "openai": self.openai_api_key,
-            "anthropic": self.anthropic_api_key,
-            "gemini": self.gemini_api_key,
-        }[provider]
+        key: SecretStr | None = getattr(self, f"{provider}_api_key")
+        return key
 
     def base_url(self, provider: Provider) -> str | None:
-        return {
-            "openai": self.openai_base_url,
-            "anthropic": self.anthropic_base_url,
-            "gemini": self.gemini_base_url,
-        }[provider]
+        url: str | None = getattr(self, f"{provider}_base_url")
+        return url
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction processor."""
