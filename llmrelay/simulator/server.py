@@ -42,7 +42,7 @@ __all__ = ["SimulatorServer", "ThreadedSimulatorServer", "serve"]
 
 DEFAULT_BACKLOG = 4096
 _INCOMPLETE = "ASGI callable returned without completing response."
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the llmrelay package
 
 
 class _DropIntentionalCuts(logging.Filter):
