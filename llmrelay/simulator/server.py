@@ -326,7 +326,7 @@ class SimulatorServer(_Controls):
         cmd = [
             sys.executable,
             "-m",
-            "simulator",
+            "llmrelay.simulator",
             "--host",
             self.host,
             "--port",
