@@ -109,15 +109,24 @@ CHECK = """
 """
 
 
-def test_the_wheel_installs_one_import_name(venv: Path, tmp_path: Path) -> None:
+def test_the_wheel_installs_one_import_name_with_every_file(venv: Path, tmp_path: Path) -> None:
     code = """
         import importlib.metadata as md, json
-        dist = md.distribution("llmrelay")
-        tops = {f.parts[0] for f in dist.files or [] if f.parts[0] != ".." and f.suffix in (".py", ".toml")}
-        print(json.dumps({"tops": sorted(tops), "bin": [f.name for f in dist.files or [] if f.parts[0] == ".."]}))
+        files = [f for f in md.distribution("llmrelay").files or [] if f.suffix in (".py", ".toml", ".typed")]
+        print(json.dumps({"files": sorted(str(f) for f in files if f.parts[0] != ".."),
+                          "bin": [str(f) for f in files if f.parts[0] == ".."]}))
     """
     seen = _python(venv, code, tmp_path)
-    assert seen == {"tops": ["llmrelay"], "bin": ["llmrelay"]}
+    # Every source file of the package, links followed (llmrelay/shared -> shared/), and nothing else.
+    source = sorted(
+        str(Path(dirpath, name).relative_to(ROOT))
+        for dirpath, _dirs, names in os.walk(ROOT / "llmrelay", followlinks=True)
+        for name in names
+        if name.endswith((".py", ".toml", ".typed")) and "__pycache__" not in dirpath
+    )
+    assert "llmrelay/shared/catalog.toml" in source
+    assert "llmrelay/simulator/providers/openai.py" in source
+    assert seen == {"files": source, "bin": []}
 
 
 def test_the_namesakes_and_an_app_shadow_nothing_of_ours(venv: Path, app_dir: Path) -> None:
