@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -12,6 +13,17 @@ from llmrelay.shared.catalog import PROVIDERS, Provider
 from llmrelay.shared.errors import InvalidRequestError
 from llmrelay.shared.keys import LANES, valid_request_id
 from llmrelay.shared.models import LLMRequest, Priority
+
+#: The fields of a work stream entry (``scripts.ENQUEUE`` writes them): the request id, and the encoded
+#: Job. The id stands apart so that an entry whose job does not decode can still be dead-lettered by id.
+ENTRY_ID: Final = "id"
+ENTRY_JOB: Final = "j"
+_ENTRY_ID, _ENTRY_JOB = ENTRY_ID.encode(), ENTRY_JOB.encode()
+
+
+def read_entry(fields: Mapping[bytes, bytes]) -> tuple[str, bytes]:
+    """A work stream entry's request id and job payload (``Job.decode`` it); each empty when missing."""
+    return fields.get(_ENTRY_ID, b"").decode(errors="replace"), fields.get(_ENTRY_JOB, b"")
 
 
 @dataclass(slots=True)
