@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -170,41 +170,36 @@ def summarize(samples: Samples) -> dict[str, Any]:
             },
         )
 
-    for key, value in samples.get("llmrelay_requests_total", {}).items():
-        labels = dict(key)
-        e = entry(labels)
-        if e is not None:
-            outcome = labels.get("outcome", "unknown")
-            e["outcomes"][outcome] = e["outcomes"].get(outcome, 0) + int(value)
-            e["requests"] += int(value)
-    for key, value in samples.get("llmrelay_errors_total", {}).items():
-        labels = dict(key)
-        e = entry(labels)
-        if e is not None:
-            kind = labels.get("error", "unknown")
-            e["errors"][kind] = e["errors"].get(kind, 0) + int(value)
-    for key, value in samples.get("llmrelay_retries_total", {}).items():
-        e = entry(dict(key))
-        if e is not None:
-            e["retries"] += int(value)
-    for key, value in samples.get("llmrelay_tokens_total", {}).items():
-        labels = dict(key)
-        e = entry(labels)
-        if e is not None:
-            side = "in" if labels.get("direction") == "prompt" else "out"
-            e["tokens"][side] += int(value)
-    for key, value in samples.get("llmrelay_cost_usd_total", {}).items():
-        e = entry(dict(key))
-        if e is not None:
-            e["cost_usd"] = round(e["cost_usd"] + value, 10)
+    def series(name: str) -> Iterator[tuple[dict[str, str], dict[str, Any], float]]:
+        """The samples of a per-model metric: their labels, their model's entry, their value."""
+        for key, value in samples.get(name, {}).items():
+            labels = dict(key)
+            e = entry(labels)
+            if e is not None:
+                yield labels, e, value
+
+    for labels, e, value in series("llmrelay_requests_total"):
+        outcome = labels.get("outcome", "unknown")
+        e["outcomes"][outcome] = e["outcomes"].get(outcome, 0) + int(value)
+        e["requests"] += int(value)
+    for labels, e, value in series("llmrelay_errors_total"):
+        kind = labels.get("error", "unknown")
+        e["errors"][kind] = e["errors"].get(kind, 0) + int(value)
+    for _, e, value in series("llmrelay_retries_total"):
+        e["retries"] += int(value)
+    for labels, e, value in series("llmrelay_tokens_total"):
+        side = "in" if labels.get("direction") == "prompt" else "out"
+        e["tokens"][side] += int(value)
+    for _, e, value in series("llmrelay_cost_usd_total"):
+        e["cost_usd"] = round(e["cost_usd"] + value, 10)
     for field, base in (
         ("latency_ms", "llmrelay_request_latency_seconds"),
         ("ttft_ms", "llmrelay_ttft_seconds"),
     ):
         for (provider, model), buckets in _histograms(samples, base).items():
-            e = entry({"provider": provider, "model": model})
-            if e is not None:
-                e[field] = buckets
+            figures = entry({"provider": provider, "model": model})
+            if figures is not None:
+                figures[field] = buckets
 
     providers: dict[str, Any] = {}
     for (provider, model), e in sorted(models.items()):

@@ -11,7 +11,7 @@ import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -80,25 +80,30 @@ def _exit_zero_on_stop_signals() -> None:
 # -- running the service --------------------------------------------------------------------------------
 
 
+def _host_option(what: str, advice: str) -> Any:
+    """--host of a command that serves the façade; not given, the settings' address is used."""
+    return typer.Option(
+        help=f"{what} [default: LLMRELAY_API_HOST or 127.0.0.1]. {advice}", show_default=False
+    )
+
+
+def _port_option(what: str, *, lowest: int) -> Any:
+    """--port of a command that serves the façade; not given, the settings' port is used."""
+    return typer.Option(
+        help=f"{what} [default: LLMRELAY_API_PORT or 8000].", min=lowest, max=65535, show_default=False
+    )
+
+
 @app.command()
 def up(
     host: Annotated[
         str | None,
-        typer.Option(
-            help="Address the façade listens on [default: LLMRELAY_API_HOST or 127.0.0.1]. "
+        _host_option(
+            "Address the façade listens on",
             "0.0.0.0 exposes it to the network: set LLMRELAY_API_TOKEN first.",
-            show_default=False,
         ),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help="Port of the façade [default: LLMRELAY_API_PORT or 8000].",
-            min=1,
-            max=65535,
-            show_default=False,
-        ),
-    ] = None,
+    port: Annotated[int | None, _port_option("Port of the façade", lowest=1)] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -196,21 +201,9 @@ def worker_command(
 def api_command(
     host: Annotated[
         str | None,
-        typer.Option(
-            help="Address to listen on [default: LLMRELAY_API_HOST or 127.0.0.1]. "
-            "Use 0.0.0.0 in a container, with LLMRELAY_API_TOKEN set.",
-            show_default=False,
-        ),
+        _host_option("Address to listen on", "Use 0.0.0.0 in a container, with LLMRELAY_API_TOKEN set."),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help="Port to listen on [default: LLMRELAY_API_PORT or 8000].",
-            min=0,
-            max=65535,
-            show_default=False,
-        ),
-    ] = None,
+    port: Annotated[int | None, _port_option("Port to listen on", lowest=0)] = None,
 ) -> None:
     """Run the façade alone: JSON-RPC on /jsonrpc, OpenAI-compatible /v1, /metrics and /health.
 

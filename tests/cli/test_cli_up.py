@@ -130,9 +130,10 @@ def test_jsonrpc_stream_through_the_stack(stack: Stack) -> None:
     assert "".join(tokens) == done["content"]
 
 
-def test_complete_command_against_the_stack(stack: Stack) -> None:
-    result = subprocess.run(
-        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "-m", "gemini-2.0-flash"],
+def _command(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one `llmrelay` command against the stack, as a user would from a shell."""
+    return subprocess.run(
+        [*LLMRELAY, *args],
         env=stack.env,
         cwd=stack.cwd,
         capture_output=True,
@@ -140,21 +141,17 @@ def test_complete_command_against_the_stack(stack: Stack) -> None:
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_complete_command_against_the_stack(stack: Stack) -> None:
+    result = _command(stack, "complete", "Say hello", "--url", stack.base, "-m", "gemini-2.0-flash")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "gemini/gemini-2.0-flash" in result.stderr
 
 
 def test_complete_command_prints_json(stack: Stack) -> None:
-    result = subprocess.run(
-        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "--json"],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _command(stack, "complete", "Say hello", "--url", stack.base, "--json")
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
     assert response["content"]
@@ -162,30 +159,14 @@ def test_complete_command_prints_json(stack: Stack) -> None:
 
 
 def test_stream_command_against_the_stack(stack: Stack) -> None:
-    proc = subprocess.run(
-        [*LLMRELAY, "stream", "Say hello", "--url", stack.base, "-m", "gpt-4.1"],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _command(stack, "stream", "Say hello", "--url", stack.base, "-m", "gpt-4.1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
     assert "openai/gpt-4.1" in proc.stderr
 
 
 def test_complete_command_reports_a_refused_model(stack: Stack) -> None:
-    result = subprocess.run(
-        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "-m", "no-such-model"],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _command(stack, "complete", "Say hello", "--url", stack.base, "-m", "no-such-model")
     assert result.returncode == 1
     assert "error -320" in result.stderr
     assert "Traceback" not in result.stderr
