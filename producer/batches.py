@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import orjson
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
@@ -29,7 +28,8 @@ from llmrelay.shared.batch import (
 )
 from llmrelay.shared.errors import InvalidRequestError, JobNotFoundError, LLMRelayError
 from llmrelay.shared.governance import Governance
-from llmrelay.shared.models import LLMRequest, LLMResponse
+from llmrelay.shared.jobs import decode_error, decode_result
+from llmrelay.shared.models import LLMRequest
 from llmrelay.shared.payloads import PayloadError
 from llmrelay.shared.queue import cancel_request
 from llmrelay.shared.scripts import CANCEL_BATCH, LuaScript
@@ -169,8 +169,8 @@ async def results(redis: Redis, batch_id: str, offset: int, limit: int | None) -
                 index=index,
                 request_id=request_id,
                 status=_item_status(raw_status, index, batch),
-                response=LLMResponse.model_validate_json(result) if result else None,
-                error=orjson.loads(error) if error else None,
+                response=decode_result(result) if result else None,
+                error=decode_error(error) if error else None,
             )
 
 

@@ -1,4 +1,4 @@
-"""The job envelope carried in a work stream entry, and its codec."""
+"""The job envelope carried in a work stream entry, and its codec; the outcome a request's state keeps."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import orjson
 from pydantic import ValidationError
 
 from llmrelay.shared.catalog import PROVIDERS, Provider
-from llmrelay.shared.errors import InvalidRequestError
+from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
 from llmrelay.shared.keys import LANES, valid_request_id
-from llmrelay.shared.models import LLMRequest, Priority
+from llmrelay.shared.models import LLMRequest, LLMResponse, Priority
+from llmrelay.shared.payloads import PayloadError
 
 #: The fields of a work stream entry (``scripts.ENQUEUE`` writes them): the request id, and the encoded
 #: Job. The id stands apart so that an entry whose job does not decode can still be dead-lettered by id.
@@ -89,3 +90,30 @@ class Job:
             ) from None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InvalidRequestError(f"job payload does not decode: {type(exc).__name__}") from None
+
+
+# -- the outcome a request's state keeps once it has ended (``result`` or ``error``, see ``scripts``) --
+
+
+def encode_result(response: LLMResponse) -> bytes:
+    return response.__pydantic_serializer__.to_json(response)
+
+
+def decode_result(raw: bytes | str) -> LLMResponse:
+    return LLMResponse.model_validate_json(raw)
+
+
+def encode_error(error: LLMRelayError) -> bytes:
+    return orjson.dumps(error.to_dict())
+
+
+def decode_error(raw: bytes | str) -> dict[str, Any]:
+    """The stored error's wire form (``LLMRelayError.from_dict`` rebuilds the error); PayloadError when
+    it is not a JSON object."""
+    try:
+        error = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        error = None
+    if not isinstance(error, dict):
+        raise PayloadError("a stored error is a JSON object")
+    return error
