@@ -100,6 +100,12 @@ async def test_feeding_again_runs_nothing_twice(producer: LLMProducer, settings:
     assert client.xlen(keys.work_stream("anthropic", "batch")) == 5
 
 
+async def test_the_feeder_of_a_batch_that_is_gone_feeds_nothing(settings: Settings) -> None:
+    # Its hash expired, or it never was: the round ends without touching a stream.
+    assert await feed_batch(_ctx(settings), "gone") == {"batch_id": "gone", "state": "missing"}
+    assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "batch")) == 0
+
+
 async def test_an_item_whose_model_was_disallowed_since_ends_as_failed(
     producer: LLMProducer, settings: Settings
 ) -> None:
