@@ -13,7 +13,7 @@ from llmrelay.shared.catalog import PROVIDERS, Provider
 from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
 from llmrelay.shared.keys import LANES, valid_request_id
 from llmrelay.shared.models import LLMRequest, LLMResponse, Priority
-from llmrelay.shared.payloads import PayloadError
+from llmrelay.shared.payloads import load_object
 
 #: The fields of a work stream entry (``scripts.ENQUEUE`` writes them): the request id, and the encoded
 #: Job. The id stands apart so that an entry whose job does not decode can still be dead-lettered by id.
@@ -110,10 +110,4 @@ def encode_error(error: LLMRelayError) -> bytes:
 def decode_error(raw: bytes | str) -> dict[str, Any]:
     """The stored error's wire form (``LLMRelayError.from_dict`` rebuilds the error); PayloadError when
     it is not a JSON object."""
-    try:
-        error = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        error = None
-    if not isinstance(error, dict):
-        raise PayloadError("a stored error is a JSON object")
-    return error
+    return load_object(raw, "a stored error")

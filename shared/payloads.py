@@ -8,7 +8,7 @@ decoders here, which refuse (``PayloadError``) what is not such a payload.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -20,6 +20,17 @@ T = TypeVar("T")
 
 class PayloadError(ValueError):
     """What was read from Redis is not the payload the contract defines."""
+
+
+def load_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """The JSON object in ``raw``; PayloadError naming ``what`` it should be when it is not one."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise PayloadError(f"{what} is a JSON object")
+    return data
 
 
 class WorkerHeartbeat(TypedDict):
@@ -73,12 +84,7 @@ def decode_metrics_snapshot(raw: bytes | str) -> MetricsSnapshot:
     A sample that is not ``[labels, number]`` is left out rather than failing the whole snapshot: one
     odd series (a gauge set to NaN is written as null) must not hide a worker's other figures.
     """
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise PayloadError("a metrics snapshot is a JSON object")
+    data = load_object(raw, "a metrics snapshot")
     snapshot: MetricsSnapshot = {}
     for name, series in data.items():
         if not isinstance(series, list):
@@ -116,4 +122,5 @@ __all__ = [
     "decode_metrics_snapshot",
     "encode_heartbeat",
     "encode_metrics_snapshot",
+    "load_object",
 ]

@@ -9,18 +9,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from llmrelay.shared import Settings, keys
+from llmrelay.shared import Settings, jobs, keys
 from llmrelay.shared.errors import InvalidRequestError, LLMRelayError, RateLimitedError
-from llmrelay.shared.jobs import (
-    ENTRY_ID,
-    ENTRY_JOB,
-    Job,
-    decode_error,
-    decode_result,
-    encode_error,
-    encode_result,
-    read_entry,
-)
+from llmrelay.shared.jobs import ENTRY_ID, ENTRY_JOB, Job, read_entry
 from llmrelay.shared.models import LLMRequest, LLMResponse
 from llmrelay.shared.payloads import PayloadError
 from llmrelay.shared.queue import enqueue
@@ -244,12 +235,12 @@ def test_a_stored_result_reads_back_as_the_response() -> None:
     response = LLMResponse(
         request_id="req-1", model="gpt-4.1", provider="openai", content="hi ✓", ttft_ms=12.5, trace_id="t"
     )
-    assert decode_result(encode_result(response)) == response
+    assert jobs.decode_result(jobs.encode_result(response)) == response
 
 
 def test_a_stored_error_reads_back_as_the_error() -> None:
     error = RateLimitedError("slow down", data={"retry_after": 2.5})
-    stored = decode_error(encode_error(error))
+    stored = jobs.decode_error(jobs.encode_error(error))
     assert stored == error.to_dict()
     again = LLMRelayError.from_dict(stored)
     assert (type(again), again.message, again.data) == (RateLimitedError, "slow down", {"retry_after": 2.5})
@@ -258,4 +249,4 @@ def test_a_stored_error_reads_back_as_the_error() -> None:
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'"cancelled"', b"null"])
 def test_a_stored_error_that_is_not_an_object_is_refused(raw: bytes) -> None:
     with pytest.raises(PayloadError, match="a stored error is a JSON object"):
-        decode_error(raw)
+        jobs.decode_error(raw)
