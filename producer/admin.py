@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from llmrelay.shared import keys
 from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.payloads import (
+    MetricsSnapshot,
+    WorkerHeartbeat,
+    decode_each,
+    decode_heartbeat,
+    decode_metrics_snapshot,
+)
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -81,61 +87,32 @@ def _our_group(groups: Any) -> dict[str, Any] | None:
     return None
 
 
-async def live_workers(redis: Redis) -> list[dict[str, Any]]:
-    """The heartbeat info of every worker whose heartbeat key is present, oldest registration first."""
+async def live_workers(redis: Redis) -> list[WorkerHeartbeat]:
+    """The heartbeat of every worker whose heartbeat key is present, oldest registration first."""
     members = await redis.zrange(keys.WORKERS_REGISTRY, 0, -1)
     if not members:
         return []
-    ids = [_text(member) for member in members]
-    beats = await redis.mget([keys.worker_heartbeat(worker_id) for worker_id in ids])
-    alive: list[dict[str, Any]] = []
-    for worker_id, beat in zip(ids, beats, strict=True):
-        if beat is None:
-            continue
-        try:
-            info = orjson.loads(beat)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(info, dict):
-            info.setdefault("worker_id", worker_id)
-            alive.append(info)
-    return alive
+    beats = await redis.mget([keys.worker_heartbeat(_text(member)) for member in members])
+    return decode_each(decode_heartbeat, beats)
 
 
 async def worker_samples(redis: Redis, worker_ids: Sequence[str]) -> Samples:
     """The metrics snapshots the given workers published, merged (summed) across workers."""
     if not worker_ids:
         return {}
-    raw = await redis.mget([keys.worker_metrics(worker_id) for worker_id in worker_ids])
-    snapshots = []
-    for blob in raw:
-        if blob is None:
-            continue
-        try:
-            snapshots.append(orjson.loads(blob))
-        except orjson.JSONDecodeError:
-            continue
-    return merge_snapshots(snapshots)
+    blobs = await redis.mget([keys.worker_metrics(worker_id) for worker_id in worker_ids])
+    return merge_snapshots(decode_each(decode_metrics_snapshot, blobs))
 
 
-def merge_snapshots(snapshots: Iterable[Mapping[str, Any]]) -> Samples:
-    """Sum ``{sample_name: [[labels, value], ...]}`` snapshots sample by sample and label set by label set."""
+def merge_snapshots(snapshots: Iterable[MetricsSnapshot]) -> Samples:
+    """Sum snapshots sample by sample and label set by label set."""
     merged: Samples = {}
     for snapshot in snapshots:
-        if not isinstance(snapshot, Mapping):
-            continue
         for name, series in snapshot.items():
-            if not isinstance(series, list):
-                continue
             target = merged.setdefault(name, {})
-            for item in series:
-                if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], dict)):
-                    continue
-                labels, value = item
-                if not isinstance(value, int | float):
-                    continue
-                key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
-                target[key] = target.get(key, 0.0) + float(value)
+            for labels, value in series:
+                key = tuple(sorted(labels.items()))
+                target[key] = target.get(key, 0.0) + value
     return merged
 
 
@@ -193,41 +170,36 @@ def summarize(samples: Samples) -> dict[str, Any]:
             },
         )
 
-    for key, value in samples.get("llmrelay_requests_total", {}).items():
-        labels = dict(key)
-        e = entry(labels)
-        if e is not None:
-            outcome = labels.get("outcome", "unknown")
-            e["outcomes"][outcome] = e["outcomes"].get(outcome, 0) + int(value)
-            e["requests"] += int(value)
-    for key, value in samples.get("llmrelay_errors_total", {}).items():
-        labels = dict(key)
-        e = entry(labels)
-        if e is not None:
-            kind = labels.get("error", "unknown")
-            e["errors"][kind] = e["errors"].get(kind, 0) + int(value)
-    for key, value in samples.get("llmrelay_retries_total", {}).items():
-        e = entry(dict(key))
-        if e is not None:
-            e["retries"] += int(value)
-    for key, value in samples.get("llmrelay_tokens_total", {}).items():
-        labels = dict(key)
-        e = entry(labels)
-        if e is not None:
-            side = "in" if labels.get("direction") == "prompt" else "out"
-            e["tokens"][side] += int(value)
-    for key, value in samples.get("llmrelay_cost_usd_total", {}).items():
-        e = entry(dict(key))
-        if e is not None:
-            e["cost_usd"] = round(e["cost_usd"] + value, 10)
+    def series(name: str) -> Iterator[tuple[dict[str, str], dict[str, Any], float]]:
+        """The samples of a per-model metric: their labels, their model's entry, their value."""
+        for key, value in samples.get(name, {}).items():
+            labels = dict(key)
+            e = entry(labels)
+            if e is not None:
+                yield labels, e, value
+
+    for labels, e, value in series("llmrelay_requests_total"):
+        outcome = labels.get("outcome", "unknown")
+        e["outcomes"][outcome] = e["outcomes"].get(outcome, 0) + int(value)
+        e["requests"] += int(value)
+    for labels, e, value in series("llmrelay_errors_total"):
+        kind = labels.get("error", "unknown")
+        e["errors"][kind] = e["errors"].get(kind, 0) + int(value)
+    for _, e, value in series("llmrelay_retries_total"):
+        e["retries"] += int(value)
+    for labels, e, value in series("llmrelay_tokens_total"):
+        side = "in" if labels.get("direction") == "prompt" else "out"
+        e["tokens"][side] += int(value)
+    for _, e, value in series("llmrelay_cost_usd_total"):
+        e["cost_usd"] = round(e["cost_usd"] + value, 10)
     for field, base in (
         ("latency_ms", "llmrelay_request_latency_seconds"),
         ("ttft_ms", "llmrelay_ttft_seconds"),
     ):
         for (provider, model), buckets in _histograms(samples, base).items():
-            e = entry({"provider": provider, "model": model})
-            if e is not None:
-                e[field] = buckets
+            figures = entry({"provider": provider, "model": model})
+            if figures is not None:
+                figures[field] = buckets
 
     providers: dict[str, Any] = {}
     for (provider, model), e in sorted(models.items()):
@@ -286,16 +258,15 @@ async def pauses(redis: Redis, providers: Iterable[str] = PROVIDERS) -> dict[str
     return {p: (round(ms / 1000, 3) if ms > 0 else None) for p, ms in zip(names, ttls, strict=True)}
 
 
-def _worker_view(info: dict[str, Any], now: float) -> dict[str, Any]:
-    ts = info.get("ts")
+def _worker_view(beat: WorkerHeartbeat, now: float) -> dict[str, Any]:
     return {
-        "worker_id": info.get("worker_id"),
-        "host": info.get("host"),
-        "pid": info.get("pid"),
-        "providers": info.get("providers", []),
-        "inflight": info.get("inflight", {}),
-        "jobs_done": info.get("jobs_done"),
-        "heartbeat_age_s": round(now - ts, 3) if isinstance(ts, int | float) else None,
+        "worker_id": beat["worker_id"],
+        "host": beat["host"],
+        "pid": beat["pid"],
+        "providers": beat["providers"],
+        "inflight": beat["inflight"],
+        "jobs_done": beat["jobs_done"],
+        "heartbeat_age_s": round(now - beat["ts"], 3),
     }
 
 
@@ -324,7 +295,7 @@ async def health(redis: Redis, providers: Iterable[str]) -> dict[str, Any]:
     provider_states: dict[str, Any] = {}
     degraded = False
     for provider in names:
-        serving = sum(1 for w in workers if provider in (w.get("providers") or ()))
+        serving = sum(1 for w in workers if provider in w["providers"])
         lanes = [q for q in queues if q.provider == provider]
         state = "ok"
         if serving == 0:
@@ -354,7 +325,7 @@ async def health(redis: Redis, providers: Iterable[str]) -> dict[str, Any]:
 async def metrics(redis: Redis, providers: Iterable[str] = PROVIDERS) -> dict[str, Any]:
     """One snapshot across the live workers: per provider and model figures, queues, workers."""
     workers = await live_workers(redis)
-    ids = [str(w["worker_id"]) for w in workers]
+    ids = [w["worker_id"] for w in workers]
     samples = await worker_samples(redis, ids)
     queues = await stream_stats(redis, providers)
     return {

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import orjson
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
@@ -18,14 +17,20 @@ from llmrelay.shared.batch import (
     MAX_BATCH_ITEMS,
     TERMINAL_ITEM_STATES,
     BatchItem,
+    BatchMeta,
     BatchStatus,
+    decode_item,
+    encode_item,
+    encode_request,
     items_key,
     meta_key,
     requests_key,
 )
 from llmrelay.shared.errors import InvalidRequestError, JobNotFoundError, LLMRelayError
 from llmrelay.shared.governance import Governance
-from llmrelay.shared.models import LLMRequest, LLMResponse
+from llmrelay.shared.jobs import decode_error, decode_result
+from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.payloads import PayloadError
 from llmrelay.shared.queue import cancel_request
 from llmrelay.shared.scripts import CANCEL_BATCH, LuaScript
 
@@ -78,12 +83,9 @@ async def store(redis: Redis, batch_id: str, items: list[tuple[str, LLMRequest]]
     async with redis.pipeline(transaction=False) as pipe:
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
-            pipe.rpush(items_key(batch_id), *(f"{p}|{r.request_id}" for p, r in chunk))
-            pipe.rpush(requests_key(batch_id), *(r.model_dump_json(exclude_defaults=True) for _, r in chunk))
-        pipe.hset(
-            meta,
-            mapping={"state": "feeding", "total": len(items), "fed": 0, "created": time.time()},
-        )
+            pipe.rpush(items_key(batch_id), *(encode_item(p, _request_id(r)) for p, r in chunk))
+            pipe.rpush(requests_key(batch_id), *(encode_request(r) for _, r in chunk))
+        pipe.hset(meta, mapping=BatchMeta(state="feeding", total=len(items), created=time.time()).encode())
         for key in (meta, items_key(batch_id), requests_key(batch_id)):
             pipe.expire(key, BATCH_TTL_SECONDS)
         await pipe.execute()
@@ -93,66 +95,66 @@ async def store(redis: Redis, batch_id: str, items: list[tuple[str, LLMRequest]]
     )
 
 
+def _request_id(request: LLMRequest) -> str:
+    assert request.request_id is not None, "prepare() gives every item its request id"
+    return request.request_id
+
+
 async def items(redis: Redis, batch_id: str, start: int = 0, stop: int = -1) -> list[tuple[str, str]]:
     """The batch's items as (provider, request id), in submission order."""
-    raw = await redis.lrange(items_key(batch_id), start, stop)  # type: ignore[misc]
-    out = []
-    for entry in raw:
-        provider, _, request_id = entry.decode().partition("|")
-        out.append((provider, request_id))
-    return out
+    return [decode_item(entry) for entry in await redis.lrange(items_key(batch_id), start, stop)]  # type: ignore[misc]
 
 
-async def meta(redis: Redis, batch_id: str) -> dict[str, str]:
-    raw = await redis.hgetall(meta_key(batch_id))  # type: ignore[misc]
-    if not raw:
-        raise JobNotFoundError(f"no batch {batch_id!r}", data={"batch_id": batch_id})
-    return {k.decode(): v.decode() for k, v in raw.items()}
+async def meta(redis: Redis, batch_id: str) -> BatchMeta:
+    try:
+        return BatchMeta.decode(await redis.hgetall(meta_key(batch_id)))  # type: ignore[misc]
+    except PayloadError:
+        raise JobNotFoundError(f"no batch {batch_id!r}", data={"batch_id": batch_id}) from None
 
 
-def _item_status(raw: Any, index: int, fed: int, cancelled: bool) -> str:
-    if raw is not None:
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
-    if index < fed:
-        return "expired"  # fed, and its result has outlived LLMRELAY_RESULT_TTL
-    return "cancelled" if cancelled else "pending"
-
-
-async def status(redis: Redis, batch_id: str) -> BatchStatus:
-    info = await meta(redis, batch_id)
-    entries = await items(redis, batch_id)
-    fed, cancelled = int(info.get("fed", 0)), info.get("state") == "cancelled"
-    counts: dict[str, int] = {}
+async def _statuses(redis: Redis, entries: Sequence[tuple[str, str]]) -> AsyncIterator[tuple[int, Any]]:
+    """``(index, status)`` of each item, from its request's state; None once that has expired."""
     for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
         async with redis.pipeline(transaction=False) as pipe:
-            for provider, request_id in chunk:
+            for provider, request_id in entries[start : start + CHUNK]:
                 pipe.hget(keys.state(provider, request_id), "status")
             statuses = await pipe.execute()
         for offset, raw in enumerate(statuses):
-            name = _item_status(raw, start + offset, fed, cancelled)
-            counts[name] = counts.get(name, 0) + 1
-    total = int(info.get("total", len(entries)))
+            yield start + offset, raw
+
+
+def _item_status(raw: Any, index: int, batch: BatchMeta) -> str:
+    if raw is not None:
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+    if index < batch.fed:
+        return "expired"  # fed, and its result has outlived LLMRELAY_RESULT_TTL
+    return "cancelled" if batch.state == "cancelled" else "pending"
+
+
+async def status(redis: Redis, batch_id: str) -> BatchStatus:
+    batch = await meta(redis, batch_id)
+    counts: dict[str, int] = {}
+    async for index, raw in _statuses(redis, await items(redis, batch_id)):
+        name = _item_status(raw, index, batch)
+        counts[name] = counts.get(name, 0) + 1
     completed = sum(n for name, n in counts.items() if name in TERMINAL_ITEM_STATES)
-    state = info.get("state", "feeding")
-    if state != "cancelled" and completed >= total:
+    state = batch.state
+    if state != "cancelled" and completed >= batch.total:
         state = "done"
     return BatchStatus(
         batch_id=batch_id,
         state=state,
-        total=total,
-        fed=fed,
+        total=batch.total,
+        fed=batch.fed,
         counts=counts,
         completed=completed,
-        created_at=float(info.get("created", 0.0)),
+        created_at=batch.created,
     )
 
 
 async def results(redis: Redis, batch_id: str, offset: int, limit: int | None) -> AsyncIterator[BatchItem]:
-    info = await meta(redis, batch_id)
-    fed, cancelled = int(info.get("fed", 0)), info.get("state") == "cancelled"
-    total = int(info.get("total", 0))
-    end = total if limit is None else min(total, offset + limit)
+    batch = await meta(redis, batch_id)
+    end = batch.total if limit is None else min(batch.total, offset + limit)
     for start in range(offset, end, CHUNK):
         chunk = await items(redis, batch_id, start, min(end, start + CHUNK) - 1)
         async with redis.pipeline(transaction=False) as pipe:
@@ -166,9 +168,9 @@ async def results(redis: Redis, batch_id: str, offset: int, limit: int | None) -
             yield BatchItem(
                 index=index,
                 request_id=request_id,
-                status=_item_status(raw_status, index, fed, cancelled),
-                response=LLMResponse.model_validate_json(result) if result else None,
-                error=orjson.loads(error) if error else None,
+                status=_item_status(raw_status, index, batch),
+                response=decode_result(result) if result else None,
+                error=decode_error(error) if error else None,
             )
 
 
@@ -180,20 +182,15 @@ async def cancel(redis: Redis, batch_id: str, result_ttl: int) -> int:
         return 0
     if not await _CANCEL_BATCH(redis, [meta_key(batch_id)], []):
         return 0
-    fed = int((await meta(redis, batch_id)).get("fed", 0))
+    fed = (await meta(redis, batch_id)).fed
     entries = await items(redis, batch_id)
     cancelled = 0
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            for provider, request_id in chunk:
-                pipe.hget(keys.state(provider, request_id), "status")
-            statuses = await pipe.execute()
-        for offset, ((provider, request_id), raw) in enumerate(zip(chunk, statuses, strict=True)):
-            if raw is None:
-                cancelled += start + offset >= fed  # never fed: it never will be (else: expired)
-            elif raw in (b"queued", b"running"):
-                cancelled += await cancel_request(redis, provider, request_id, result_ttl)
+    async for index, raw in _statuses(redis, entries):
+        if raw is None:
+            cancelled += index >= fed  # never fed: it never will be (else: expired)
+        elif raw in (b"queued", b"running"):
+            provider, request_id = entries[index]
+            cancelled += await cancel_request(redis, provider, request_id, result_ttl)
     return cancelled
 
 

@@ -1,17 +1,30 @@
-"""The job envelope carried in a work stream entry, and its codec."""
+"""The job envelope carried in a work stream entry, and its codec; the outcome a request's state keeps."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
 
 from llmrelay.shared.catalog import PROVIDERS, Provider
-from llmrelay.shared.errors import InvalidRequestError
+from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
 from llmrelay.shared.keys import LANES, valid_request_id
-from llmrelay.shared.models import LLMRequest, Priority
+from llmrelay.shared.models import LLMRequest, LLMResponse, Priority
+from llmrelay.shared.payloads import load_object
+
+#: The fields of a work stream entry (``scripts.ENQUEUE`` writes them): the request id, and the encoded
+#: Job. The id stands apart so that an entry whose job does not decode can still be dead-lettered by id.
+ENTRY_ID: Final = "id"
+ENTRY_JOB: Final = "j"
+_ENTRY_ID, _ENTRY_JOB = ENTRY_ID.encode(), ENTRY_JOB.encode()
+
+
+def read_entry(fields: Mapping[bytes, bytes]) -> tuple[str, bytes]:
+    """A work stream entry's request id and job payload (``Job.decode`` it); each empty when missing."""
+    return fields.get(_ENTRY_ID, b"").decode(errors="replace"), fields.get(_ENTRY_JOB, b"")
 
 
 @dataclass(slots=True)
@@ -77,3 +90,24 @@ class Job:
             ) from None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InvalidRequestError(f"job payload does not decode: {type(exc).__name__}") from None
+
+
+# -- the outcome a request's state keeps once it has ended (``result`` or ``error``, see ``scripts``) --
+
+
+def encode_result(response: LLMResponse) -> bytes:
+    return response.__pydantic_serializer__.to_json(response)
+
+
+def decode_result(raw: bytes | str) -> LLMResponse:
+    return LLMResponse.model_validate_json(raw)
+
+
+def encode_error(error: LLMRelayError) -> bytes:
+    return orjson.dumps(error.to_dict())
+
+
+def decode_error(raw: bytes | str) -> dict[str, Any]:
+    """The stored error's wire form (``LLMRelayError.from_dict`` rebuilds the error); PayloadError when
+    it is not a JSON object."""
+    return load_object(raw, "a stored error")

@@ -101,25 +101,13 @@ class QueueMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> QueueMetrics:
-        labels = ["provider", "lane"]
+        def per_stream(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, ["provider", "lane"], registry=registry)
+
         return cls(
-            depth=Gauge(
-                "llmrelay_queue_depth",
-                "Entries in the work stream (queued and in flight)",
-                labels,
-                registry=registry,
-            ),
-            pending=Gauge(
-                "llmrelay_queue_pending", "Delivered but unacknowledged jobs", labels, registry=registry
-            ),
-            lag=Gauge(
-                "llmrelay_queue_lag", "Jobs not yet delivered to any worker", labels, registry=registry
-            ),
-            oldest_age=Gauge(
-                "llmrelay_queue_oldest_age_seconds",
-                "Age of the oldest job in the stream",
-                labels,
-                registry=registry,
-            ),
+            depth=per_stream("llmrelay_queue_depth", "Entries in the work stream (queued and in flight)"),
+            pending=per_stream("llmrelay_queue_pending", "Delivered but unacknowledged jobs"),
+            lag=per_stream("llmrelay_queue_lag", "Jobs not yet delivered to any worker"),
+            oldest_age=per_stream("llmrelay_queue_oldest_age_seconds", "Age of the oldest job in the stream"),
             workers=Gauge("llmrelay_workers_alive", "Workers with a live heartbeat", registry=registry),
         )

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from llmrelay.shared import keys, scripts
 from llmrelay.shared.errors import RequestCancelledError
 from llmrelay.shared.governance import Route
-from llmrelay.shared.jobs import Job
+from llmrelay.shared.jobs import Job, encode_error
 from llmrelay.shared.models import LLMRequest
 from llmrelay.shared.scripts import LuaScript
 from llmrelay.shared.settings import Settings
@@ -74,7 +74,7 @@ async def cancel_request(redis: Redis, provider: str, request_id: str, result_tt
             keys.control_channel(provider),
             request_id,
             keys.GROUP,
-            orjson.dumps(RequestCancelledError("cancelled by the caller").to_dict()),
+            encode_error(RequestCancelledError("cancelled by the caller")),
             result_ttl * 1000,
         ],
     )

@@ -17,10 +17,22 @@ import structlog
 from arq.connections import ArqRedis
 
 from llmrelay.shared import keys
-from llmrelay.shared.batch import ARQ_QUEUE, FEED_FUNCTION, items_key, meta_key, requests_key
+from llmrelay.shared.batch import (
+    ARQ_QUEUE,
+    FED_FIELD,
+    FEED_FUNCTION,
+    STATE_FIELD,
+    BatchMeta,
+    decode_item,
+    decode_request,
+    items_key,
+    meta_key,
+    requests_key,
+)
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.governance import Governance
 from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.payloads import PayloadError
 from llmrelay.shared.queue import cancel_request, enqueue, make_job
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.relay import JobEvents
@@ -37,11 +49,13 @@ async def feed_batch(ctx: dict[str, Any], batch_id: str, round_: int = 0) -> dic
     redis: ArqRedis = ctx["redis"]
     settings: Settings = ctx["settings"]
     governance: Governance = ctx["governance"]
-    raw_meta = await redis.hgetall(meta_key(batch_id))  # type: ignore[misc]
-    meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
-    if not meta or meta.get("state") != "feeding":
-        return {"batch_id": batch_id, "state": meta.get("state", "missing")}
-    total, fed = int(meta["total"]), int(meta["fed"])
+    try:
+        batch = BatchMeta.decode(await redis.hgetall(meta_key(batch_id)))  # type: ignore[misc]
+    except PayloadError:
+        return {"batch_id": batch_id, "state": "missing"}
+    if batch.state != "feeding":
+        return {"batch_id": batch_id, "state": batch.state}
+    total, fed = batch.total, batch.fed
     full = False
     started = time.monotonic()
     while fed < total and not full and time.monotonic() - started < ROUND_SECONDS:
@@ -49,20 +63,20 @@ async def feed_batch(ctx: dict[str, Any], batch_id: str, round_: int = 0) -> dic
         raw_items = await redis.lrange(items_key(batch_id), fed, fed + CHUNK - 1)  # type: ignore[misc]
         moved: list[tuple[str, str]] = []
         for raw_request, raw_item in zip(raw_requests, raw_items, strict=True):
-            provider, _, request_id = raw_item.decode().partition("|")
-            if not await _feed_one(redis, settings, governance, provider, raw_request):
+            provider, request_id = decode_item(raw_item)
+            if not await _feed_one(redis, settings, governance, provider, decode_request(raw_request)):
                 full = True
                 break
             moved.append((provider, request_id))
         fed += len(moved)
-        await redis.hset(meta_key(batch_id), "fed", str(fed))  # type: ignore[misc]
-        if await redis.hget(meta_key(batch_id), "state") != b"feeding":  # type: ignore[misc]
+        await redis.hset(meta_key(batch_id), FED_FIELD, str(fed))  # type: ignore[misc]
+        if await redis.hget(meta_key(batch_id), STATE_FIELD) != b"feeding":  # type: ignore[misc]
             # Cancelled while this chunk went in: what it moved must not run either.
             for provider, request_id in moved:
                 await cancel_request(redis, provider, request_id, settings.result_ttl)
             return {"batch_id": batch_id, "state": "cancelled", "fed": fed}
     if fed >= total:
-        await redis.hset(meta_key(batch_id), "state", "running")  # type: ignore[misc]
+        await redis.hset(meta_key(batch_id), STATE_FIELD, "running")  # type: ignore[misc]
         log.info("batch fed", batch_id=batch_id, total=total)
         return {"batch_id": batch_id, "state": "running", "fed": fed}
     await redis.enqueue_job(
@@ -77,10 +91,9 @@ async def feed_batch(ctx: dict[str, Any], batch_id: str, round_: int = 0) -> dic
 
 
 async def _feed_one(
-    redis: ArqRedis, settings: Settings, governance: Governance, provider: str, raw_request: bytes
+    redis: ArqRedis, settings: Settings, governance: Governance, provider: str, request: LLMRequest
 ) -> bool:
     """Enqueue one item; False when its stream is full (nothing done, try again later)."""
-    request = LLMRequest.model_validate_json(raw_request)
     assert request.request_id is not None
     try:
         route = governance.route(request)

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 import structlog
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -29,6 +28,7 @@ from llmrelay.shared.catalog import PROVIDERS
 from llmrelay.shared.connections import blocking_pool
 from llmrelay.shared.governance import Governance
 from llmrelay.shared.metrics import WorkerMetrics
+from llmrelay.shared.payloads import WorkerHeartbeat, encode_heartbeat, encode_metrics_snapshot
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.housekeeping import close_housekeeper, delete_consumer_if_idle, housekeeper
 from llmrelay.worker.providers import build_adapter
@@ -390,30 +390,21 @@ class Worker:
         await asyncio.gather(*tasks, return_exceptions=True)
         return count
 
-    def _snapshot(self) -> dict[str, Any]:
-        samples: dict[str, list[Any]] = {}
-        for metric in self.registry.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_created"):
-                    continue
-                samples.setdefault(sample.name, []).append([sample.labels, sample.value])
-        return samples
-
     async def _heartbeat_once(self) -> None:
         ttl = int(max(10, HEARTBEAT_SECONDS * 5))
-        info = {
-            "worker_id": self.worker_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "providers": self.providers,
-            "concurrency": self.concurrency,
-            "inflight": {p: len(r) for p, r in self._running.items()},
-            "jobs_done": self.jobs_done,
-            "ts": time.time(),
-        }
+        beat = WorkerHeartbeat(
+            worker_id=self.worker_id,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            providers=self.providers,
+            concurrency=self.concurrency,
+            inflight={p: len(r) for p, r in self._running.items()},
+            jobs_done=self.jobs_done,
+            ts=time.time(),
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.worker_heartbeat(self.worker_id), orjson.dumps(info), ex=ttl)
-            pipe.set(keys.worker_metrics(self.worker_id), orjson.dumps(self._snapshot()), ex=ttl * 3)
+            pipe.set(keys.worker_heartbeat(self.worker_id), encode_heartbeat(beat), ex=ttl)
+            pipe.set(keys.worker_metrics(self.worker_id), encode_metrics_snapshot(self.registry), ex=ttl * 3)
             pipe.zadd(keys.WORKERS_REGISTRY, {self.worker_id: time.time()})
             await pipe.execute()
 

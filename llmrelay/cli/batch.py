@@ -16,11 +16,11 @@ from typing import IO, Annotated, Any, get_args
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from llmrelay.cli import client
+from llmrelay.cli.base import TokenOpt, UrlOpt, call_options, command_group, console, err_console, fail
 from llmrelay.shared.batch import MAX_BATCH_ITEMS, TERMINAL_ITEM_STATES, ItemStatus
 from llmrelay.shared.keys import valid_request_id
 from llmrelay.shared.models import LLMRequest
@@ -33,17 +33,7 @@ Interactive work is read first; batch items hold at most their share of a worker
 `llmrelay batch submit requests.jsonl --wait`, then `llmrelay batch results ID --output out.jsonl`.
 """
 
-app = typer.Typer(
-    name="batch",
-    help=_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+app = command_group("batch", _HELP)
 
 #: Seconds between two status calls while waiting for a batch.
 POLL_INTERVAL = 0.5
@@ -59,19 +49,6 @@ def _batch_id(value: str | None) -> str | None:
 
 BatchIdArg = Annotated[
     str, typer.Argument(help="The batch id `llmrelay batch submit` printed.", callback=_batch_id)
-]
-UrlOpt = Annotated[
-    str,
-    typer.Option(
-        help="Address of a running façade (`llmrelay up` or `llmrelay api`).", envvar="LLMRELAY_URL"
-    ),
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Bearer token, when the service has LLMRELAY_API_TOKEN set [default: LLMRELAY_API_TOKEN].",
-        show_default=False,
-    ),
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for each call to the service.", min=0.1)]
 
@@ -181,19 +158,6 @@ def item_index(data: Any) -> Any:
 # -- talking to the façade ------------------------------------------------------------------------------
 
 
-def _options(url: str, token: str | None, timeout: float) -> client.CallOptions:
-    from llmrelay.cli.main import _call_options
-
-    options: client.CallOptions = _call_options(url, token, timeout)
-    return options
-
-
-def _fail(exc: client.ClientError) -> typer.Exit:
-    from llmrelay.cli.main import _fail as fail
-
-    return fail(exc)
-
-
 def _failed(counts: dict[str, int]) -> int:
     return sum(counts.get(name, 0) for name in FAILED_STATES)
 
@@ -279,7 +243,7 @@ def submit(
         name = "standard input" if file == "-" else file
         err_console.print(f"[bold red]error:[/] {name}, {exc}", highlight=False)
         raise typer.Exit(2) from None
-    options = _options(url, token, timeout)
+    options = call_options(url, token, timeout)
     params: dict[str, Any] = {"requests": requests.requests}
     if batch_id is not None:
         params["batch_id"] = batch_id
@@ -290,7 +254,7 @@ def submit(
         line = requests.line_of(item_index(exc.data))
         if line is not None:
             err_console.print(f"[bold red]refused:[/] the request on line {line}", highlight=False)
-        failure = _fail(exc)
+        failure = fail(exc)
         if exc.http_status == 413:
             err_console.print(
                 f"{len(requests.requests)} requests are too large for one call to this service: split the "
@@ -308,7 +272,7 @@ def submit(
     try:
         status = wait_for(new_id, options)
     except client.ClientError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         err_console.print(f"stopped waiting; the batch goes on: `llmrelay batch status {new_id}`")
         raise typer.Exit(130) from None
@@ -325,9 +289,9 @@ def status(
 ) -> None:
     """Show a batch's state and how many of its items are in each state (JSON-RPC llm.batch.status)."""
     try:
-        found = client.call("llm.batch.status", {"batch_id": batch_id}, _options(url, token, timeout))
+        found = client.call("llm.batch.status", {"batch_id": batch_id}, call_options(url, token, timeout))
     except client.ClientError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(found, indent=2))
         return
@@ -367,7 +331,7 @@ def results(
     LLMResponse of a done item, `error` the error of a failed one. Items that have not finished yet are
     written with their current status; run the command again later for their results.
     """
-    options = _options(url, token, timeout)
+    options = call_options(url, token, timeout)
     written = unfinished = 0
     try:
         with _destination(output) as out:
@@ -376,7 +340,7 @@ def results(
                 written += 1
                 unfinished += item.get("status") not in TERMINAL_ITEM_STATES
     except client.ClientError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): stop quietly, as the other tools of a pipe do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -432,7 +396,7 @@ def cancel(
     Items that already finished keep their results.
     """
     try:
-        done = client.call("llm.batch.cancel", {"batch_id": batch_id}, _options(url, token, timeout))
+        done = client.call("llm.batch.cancel", {"batch_id": batch_id}, call_options(url, token, timeout))
     except client.ClientError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"cancelled {done['cancelled']} items of batch {batch_id}", highlight=False)

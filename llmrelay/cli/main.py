@@ -14,13 +14,21 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from llmrelay.cli import client
+from llmrelay.cli.base import (
+    TokenOpt,
+    UrlOpt,
+    call_options,
+    command_group,
+    console,
+    err_console,
+    fail,
+    load_settings,
+)
 from llmrelay.cli.batch import app as batch_app
 from llmrelay.shared.catalog import PROVIDERS
-from llmrelay.shared.settings import Settings
 from llmrelay.simulator.config import SimulatorConfig
 
 _HELP = (
@@ -30,17 +38,7 @@ _HELP = (
     "see the README."
 )
 
-app = typer.Typer(
-    name="llmrelay",
-    help=_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+app = command_group("llmrelay", _HELP)
 
 _SIM = SimulatorConfig()
 
@@ -79,39 +77,33 @@ def _exit_zero_on_stop_signals() -> None:
         signal.signal(sig, stop)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and .env, with the command line's overrides (None = not given)."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        err_console.print(f"[bold red]Invalid configuration:[/]\n{exc}")
-        raise typer.Exit(2) from None
-    update = {k: v for k, v in overrides.items() if v is not None}
-    return settings.model_copy(update=update) if update else settings
-
-
 # -- running the service --------------------------------------------------------------------------------
+
+
+def _host_option(what: str, advice: str) -> Any:
+    """--host of a command that serves the façade; not given, the settings' address is used."""
+    return typer.Option(
+        help=f"{what} [default: LLMRELAY_API_HOST or 127.0.0.1]. {advice}", show_default=False
+    )
+
+
+def _port_option(what: str, *, lowest: int) -> Any:
+    """--port of a command that serves the façade; not given, the settings' port is used."""
+    return typer.Option(
+        help=f"{what} [default: LLMRELAY_API_PORT or 8000].", min=lowest, max=65535, show_default=False
+    )
 
 
 @app.command()
 def up(
     host: Annotated[
         str | None,
-        typer.Option(
-            help="Address the façade listens on [default: LLMRELAY_API_HOST or 127.0.0.1]. "
+        _host_option(
+            "Address the façade listens on",
             "0.0.0.0 exposes it to the network: set LLMRELAY_API_TOKEN first.",
-            show_default=False,
         ),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help="Port of the façade [default: LLMRELAY_API_PORT or 8000].",
-            min=1,
-            max=65535,
-            show_default=False,
-        ),
-    ] = None,
+    port: Annotated[int | None, _port_option("Port of the façade", lowest=1)] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -209,21 +201,9 @@ def worker_command(
 def api_command(
     host: Annotated[
         str | None,
-        typer.Option(
-            help="Address to listen on [default: LLMRELAY_API_HOST or 127.0.0.1]. "
-            "Use 0.0.0.0 in a container, with LLMRELAY_API_TOKEN set.",
-            show_default=False,
-        ),
+        _host_option("Address to listen on", "Use 0.0.0.0 in a container, with LLMRELAY_API_TOKEN set."),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help="Port to listen on [default: LLMRELAY_API_PORT or 8000].",
-            min=0,
-            max=65535,
-            show_default=False,
-        ),
-    ] = None,
+    port: Annotated[int | None, _port_option("Port to listen on", lowest=0)] = None,
 ) -> None:
     """Run the façade alone: JSON-RPC on /jsonrpc, OpenAI-compatible /v1, /metrics and /health.
 
@@ -297,9 +277,6 @@ def simulator(
 
 # -- trying it ------------------------------------------------------------------------------------------
 
-_URL_HELP = "Address of a running façade (`llmrelay up` or `llmrelay api`)."
-_BEARER_HELP = "Bearer token, when the service has LLMRELAY_API_TOKEN set [default: LLMRELAY_API_TOKEN]."
-
 Prompt = Annotated[str, typer.Argument(help="The user message. '-' reads it from standard input.")]
 ModelOpt = Annotated[
     str | None,
@@ -311,18 +288,7 @@ TierOpt = Annotated[
 SystemOpt = Annotated[str | None, typer.Option("--system", "-s", help="A system message to send first.")]
 MaxTokensOpt = Annotated[int | None, typer.Option(help="Upper bound on the reply's tokens.", min=1)]
 TemperatureOpt = Annotated[float | None, typer.Option(help="Sampling temperature.", min=0)]
-UrlOpt = Annotated[str, typer.Option(help=_URL_HELP, envvar="LLMRELAY_URL")]
-TokenOpt = Annotated[str | None, typer.Option(help=_BEARER_HELP, show_default=False)]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the answer.", min=0.1)]
-
-
-def _call_options(url: str, token: str | None, timeout: float) -> Any:
-    from llmrelay.cli.client import CallOptions
-
-    if token is None:
-        secret = load_settings().api_token
-        token = secret.get_secret_value() if secret is not None else None
-    return CallOptions(url=url, token=token or None, timeout=timeout)
 
 
 def _read_prompt(prompt: str) -> str:
@@ -331,18 +297,6 @@ def _read_prompt(prompt: str) -> str:
     if not prompt.strip():
         raise typer.BadParameter("the prompt is empty", param_hint="PROMPT")
     return prompt
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from llmrelay.cli.client import ClientError
-
-    if isinstance(exc, ClientError) and exc.code is not None:
-        err_console.print(f"[bold red]error {exc.code}:[/] {exc}", highlight=False)
-        if exc.data:
-            err_console.print(json.dumps(exc.data, indent=2, default=str), highlight=False, markup=False)
-    else:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(1)
 
 
 @app.command()
@@ -359,8 +313,6 @@ def complete(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole LLMResponse as JSON.")] = False,
 ) -> None:
     """Send one prompt to a running service (JSON-RPC llm.complete) and print the reply."""
-    from llmrelay.cli import client
-
     params = client.build_params(
         _read_prompt(prompt),
         model=model,
@@ -370,9 +322,9 @@ def complete(
         temperature=temperature,
     )
     try:
-        response = client.complete(params, _call_options(url, token, timeout))
+        response = client.complete(params, call_options(url, token, timeout))
     except client.ClientError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(response, indent=2, ensure_ascii=False))
         return
@@ -393,8 +345,6 @@ def stream(
     timeout: TimeoutOpt = 120.0,
 ) -> None:
     """Send one prompt to a running service (JSON-RPC llm.stream) and print the tokens as they arrive."""
-    from llmrelay.cli import client
-
     params = client.build_params(
         _read_prompt(prompt),
         model=model,
@@ -405,7 +355,7 @@ def stream(
     )
     wrote = False
     try:
-        for item in client.stream(params, _call_options(url, token, timeout)):
+        for item in client.stream(params, call_options(url, token, timeout)):
             if isinstance(item, str):
                 sys.stdout.write(item)
                 sys.stdout.flush()
@@ -417,7 +367,7 @@ def stream(
     except client.ClientError as exc:
         if wrote:
             sys.stdout.write("\n")
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 app.add_typer(batch_app, name="batch")

@@ -33,6 +33,7 @@ from llmrelay.cli import redis_server
 from llmrelay.cli.processes import ChildExited, ManagedProcess, StopRequested, Supervisor
 from llmrelay.shared import keys
 from llmrelay.shared.catalog import PROVIDERS
+from llmrelay.shared.payloads import decode_each, decode_heartbeat
 from llmrelay.shared.settings import Settings
 
 #: Keys given to the SDKs when they talk to the simulator: real keys never leave for a fake provider.
@@ -436,14 +437,7 @@ class Launcher:
             return set()
         finally:
             client.close()
-        pids: set[int] = set()
-        for beat in beats:
-            if beat:
-                try:
-                    pids.add(int(json.loads(beat)["pid"]))
-                except (ValueError, KeyError, TypeError):
-                    continue
-        return pids
+        return {beat["pid"] for beat in decode_each(decode_heartbeat, beats)}
 
     # -- output ----------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from llmrelay.producer.api import create_app
 from llmrelay.producer.api.__main__ import main as api_main
 from llmrelay.producer.api.server import build_server
 from llmrelay.shared import Settings, keys
+from llmrelay.shared.payloads import decode_metrics_snapshot
 from llmrelay.worker.service import Worker
 
 Serve = Callable[..., Awaitable[Any]]
@@ -249,7 +250,7 @@ def test_module_entry_point_passes_host_and_port(monkeypatch: pytest.MonkeyPatch
 def test_worker_snapshots_merge_and_percentiles() -> None:
     a = {"x_total": [[{"p": "1"}, 2.0]], "h_bucket": [[{"le": "0.1"}, 1.0], [{"le": "+Inf"}, 2.0]]}
     b = {"x_total": [[{"p": "1"}, 3.0], "junk"], "h_bucket": [[{"le": "0.1"}, 1.0], [{"le": "+Inf"}, 2.0]]}
-    merged = admin.merge_snapshots([a, b, "not a snapshot"])  # type: ignore[list-item]
+    merged = admin.merge_snapshots(decode_metrics_snapshot(orjson.dumps(s)) for s in (a, b))
     assert merged["x_total"] == {(("p", "1"),): 5.0}
     buckets = [(0.1, 2.0), (float("inf"), 4.0)]
     assert admin.histogram_quantile(0.5, buckets) == pytest.approx(0.1)

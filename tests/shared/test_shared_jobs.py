@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 import pytest
+from redis.asyncio import Redis
 
-from llmrelay.shared.errors import InvalidRequestError
-from llmrelay.shared.jobs import Job
-from llmrelay.shared.models import LLMRequest
+from llmrelay.shared import Settings, jobs, keys
+from llmrelay.shared.errors import InvalidRequestError, LLMRelayError, RateLimitedError
+from llmrelay.shared.jobs import ENTRY_ID, ENTRY_JOB, Job, read_entry
+from llmrelay.shared.models import LLMRequest, LLMResponse
+from llmrelay.shared.payloads import PayloadError
+from llmrelay.shared.queue import enqueue
 
 SECRET_PROMPT = "the prompt must not be echoed in errors"
 
@@ -72,8 +77,8 @@ def test_job_decodes_from_str() -> None:
     assert Job.decode(job.encode().decode()) == job
 
 
-def test_defaults_survive_the_round_trip() -> None:
-    job = Job(
+def minimal_job() -> Job:
+    return Job(
         request_id="r",
         provider="gemini",
         model="gemini-2.0-flash",
@@ -81,21 +86,40 @@ def test_defaults_survive_the_round_trip() -> None:
         enqueued_at=0.0,
         deadline=1.0,
     )
+
+
+def test_defaults_survive_the_round_trip() -> None:
+    job = minimal_job()
     again = Job.decode(job.encode())
     assert again == job
     assert (again.stream, again.lane, again.fallbacks) == (True, "interactive", [])
 
 
 def test_encoding_leaves_out_request_defaults() -> None:
-    job = Job(
-        request_id="r",
-        provider="gemini",
-        model="gemini-2.0-flash",
-        request=LLMRequest.model_validate({"messages": [{"role": "user", "content": "x"}]}),
-        enqueued_at=0.0,
-        deadline=1.0,
-    )
+    job = minimal_job()
     assert orjson.loads(job.encode())["r"] == {"messages": [{"role": "user", "content": "x"}]}
+
+
+async def test_an_enqueued_entry_reads_back_as_its_job(redis_url: str) -> None:
+    settings = Settings(_env_file=None, REDIS_URL=redis_url)  # type: ignore[call-arg]
+    job = make_job(enqueued_at=time.time(), deadline=time.time() + 60)
+    client = Redis.from_url(redis_url)
+    try:
+        outcome, entry_id = await enqueue(client, job, settings)
+        assert outcome == "queued"
+        [(read_id, fields)] = await client.xrange(keys.work_stream(job.provider, job.lane))
+    finally:
+        await client.aclose()
+    assert read_id == entry_id
+    request_id, payload = read_entry(fields)
+    assert request_id == job.request_id
+    assert Job.decode(payload) == job
+
+
+def test_an_entry_without_its_fields_reads_as_empty() -> None:
+    assert read_entry({}) == ("", b"")
+    assert read_entry({ENTRY_ID.encode(): b"req-1"}) == ("req-1", b"")
+    assert read_entry({ENTRY_JOB.encode(): b"{}"}) == ("", b"{}")
 
 
 def test_missing_optional_keys_take_defaults() -> None:
@@ -205,3 +229,24 @@ def test_job_id_outside_the_request_id_alphabet_is_an_invalid_request(request_id
     payload = {**valid_payload(), "id": request_id}
     with pytest.raises(InvalidRequestError):
         Job.decode(orjson.dumps(payload))
+
+
+def test_a_stored_result_reads_back_as_the_response() -> None:
+    response = LLMResponse(
+        request_id="req-1", model="gpt-4.1", provider="openai", content="hi ✓", ttft_ms=12.5, trace_id="t"
+    )
+    assert jobs.decode_result(jobs.encode_result(response)) == response
+
+
+def test_a_stored_error_reads_back_as_the_error() -> None:
+    error = RateLimitedError("slow down", data={"retry_after": 2.5})
+    stored = jobs.decode_error(jobs.encode_error(error))
+    assert stored == error.to_dict()
+    again = LLMRelayError.from_dict(stored)
+    assert (type(again), again.message, again.data) == (RateLimitedError, "slow down", {"retry_after": 2.5})
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'"cancelled"', b"null"])
+def test_a_stored_error_that_is_not_an_object_is_refused(raw: bytes) -> None:
+    with pytest.raises(PayloadError, match="a stored error is a JSON object"):
+        jobs.decode_error(raw)
