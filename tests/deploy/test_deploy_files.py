@@ -168,10 +168,12 @@ def test_dockerfile_builds_a_slim_non_root_llmrelay_image() -> None:
 
 
 def test_dockerfile_copies_every_package() -> None:
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert find["include"] == ["llmrelay*"]
     copied = {args.split()[0] for op, args in _dockerfile() if op == "COPY" and "--from" not in args}
-    # A package's folder may be a link (llmrelay/shared -> ../shared): the image needs where it leads.
-    sources = {(ROOT / p.replace(".", "/")).resolve().relative_to(ROOT).parts[0] for p in packages}
+    # The package's folders may be links (llmrelay/shared -> ../shared): the image needs where they lead.
+    packages = [ROOT / "llmrelay", *(p for p in (ROOT / "llmrelay").iterdir() if (p / "__init__.py").is_file())]
+    sources = {p.resolve().relative_to(ROOT).parts[0] for p in packages}
     assert sources == {"llmrelay", "shared", "producer", "worker"}
     for top in sources:
         assert top in copied, f"the Dockerfile does not copy {top}/"
