@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from llmrelay.shared import keys, scripts
+from llmrelay.shared import events, keys, scripts
 from llmrelay.shared.errors import RequestCancelledError
 from llmrelay.shared.governance import Route
 from llmrelay.shared.jobs import Job
@@ -53,7 +53,7 @@ async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]
             settings.max_queue_length,
             job.deadline,
             ttl_ms,
-            orjson.dumps(job.request.a2a()),
+            events.context_suffix(job.request.a2a()),
         ],
     )
     return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)), detail
@@ -62,6 +62,9 @@ async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]
 async def cancel_request(redis: Redis, provider: str, request_id: str, result_ttl: int) -> bool:
     """Cancel a queued or running request; True if this call cancelled it (or asked its worker to)."""
     stream = await redis.hget(keys.state(provider, request_id), "stream")  # type: ignore[misc]
+    error = RequestCancelledError("cancelled by the caller").to_dict()
+    # The script chooses the index and closes the event with the job's own context suffix.
+    head, tail = events.split(events.ErrorEvent(0, error), suffix=b"")
     outcome = await _CANCEL(
         redis,
         [
@@ -74,8 +77,10 @@ async def cancel_request(redis: Redis, provider: str, request_id: str, result_tt
             keys.control_channel(provider),
             request_id,
             keys.GROUP,
-            orjson.dumps(RequestCancelledError("cancelled by the caller").to_dict()),
+            orjson.dumps(error),
             result_ttl * 1000,
+            head,
+            tail,
         ],
     )
     return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)) in ("cancelled", "cancelling")
