@@ -27,8 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive
 
-from llmrelay.producer import admin
-from llmrelay.producer.api import sse
+from llmrelay.producer.api import admin, sse
 from llmrelay.producer.api.guard import CALLER_KEY, Guard, error_body, route_of
 from llmrelay.producer.api.jsonrpc import (
     INTERNAL_ERROR,

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from llmrelay.producer import admin
+from llmrelay.producer.api import admin
 from llmrelay.producer.sdk import LLMProducer
 from llmrelay.shared.batch import MAX_BATCH_ITEMS
 from llmrelay.shared.errors import (
