@@ -123,15 +123,9 @@ async def status(redis: Redis, batch_id: str) -> BatchStatus:
     entries = await items(redis, batch_id)
     fed, cancelled = int(info.get("fed", 0)), info.get("state") == "cancelled"
     counts: dict[str, int] = {}
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            for provider, request_id in chunk:
-                pipe.hget(keys.state(provider, request_id), "status")
-            statuses = await pipe.execute()
-        for offset, raw in enumerate(statuses):
-            name = _item_status(raw, start + offset, fed, cancelled)
-            counts[name] = counts.get(name, 0) + 1
+    async for index, _entry, raw in _statuses(redis, entries):
+        name = _item_status(raw, index, fed, cancelled)
+        counts[name] = counts.get(name, 0) + 1
     total = int(info.get("total", len(entries)))
     completed = sum(n for name, n in counts.items() if name in TERMINAL_ITEM_STATES)
     state = info.get("state", "feeding")
@@ -183,18 +177,26 @@ async def cancel(redis: Redis, batch_id: str, result_ttl: int) -> int:
     fed = int((await meta(redis, batch_id)).get("fed", 0))
     entries = await items(redis, batch_id)
     cancelled = 0
+    async for index, (provider, request_id), raw in _statuses(redis, entries):
+        if raw is None:
+            cancelled += index >= fed  # never fed: it never will be (else: expired)
+        elif raw in (b"queued", b"running"):
+            cancelled += await cancel_request(redis, provider, request_id, result_ttl)
+    return cancelled
+
+
+async def _statuses(
+    redis: Redis, entries: Sequence[tuple[str, str]]
+) -> AsyncIterator[tuple[int, tuple[str, str], bytes | None]]:
+    """Each item's index, entry and raw status, read a chunk per round trip."""
     for start in range(0, len(entries), CHUNK):
         chunk = entries[start : start + CHUNK]
         async with redis.pipeline(transaction=False) as pipe:
             for provider, request_id in chunk:
                 pipe.hget(keys.state(provider, request_id), "status")
             statuses = await pipe.execute()
-        for offset, ((provider, request_id), raw) in enumerate(zip(chunk, statuses, strict=True)):
-            if raw is None:
-                cancelled += start + offset >= fed  # never fed: it never will be (else: expired)
-            elif raw in (b"queued", b"running"):
-                cancelled += await cancel_request(redis, provider, request_id, result_ttl)
-    return cancelled
+        for offset, (entry, raw) in enumerate(zip(chunk, statuses, strict=True)):
+            yield start + offset, entry, raw
 
 
 def new_batch_id() -> str:
