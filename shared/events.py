@@ -12,11 +12,12 @@ so every event on the wire is built by this module. :func:`decode` reads any of 
 class and keeps the bytes it read (``raw``), so a relay passes an event on without encoding it again.
 
 The codec is written by hand over orjson and slotted dataclasses rather than pydantic models because
-the hot path is one token event per coalesced batch on both sides. Measured with ``timeit`` on the
-development machine (2 cores, Python 3.11), per token event with an A2A context:
-decode 0.7 µs here against 1.4 µs for a pydantic discriminated union (``validate_json``) and 2.3 µs for
-``orjson.loads`` + ``validate_python``; encode 0.6 µs, of which the dataclass itself is 0.3 µs.
-Only the done event's response goes through pydantic (``LLMResponse``), once per request.
+the hot path is one token event per coalesced batch on both sides. Measured with ``timeit`` (best of 7
+runs of 100,000, 2 cores, Python 3.11, pydantic 2.14), per token event with an A2A context: encode
+0.49 µs here against 2.0 µs for a pydantic model's ``model_dump_json``; decode 0.95 µs here against
+1.05 µs for a pydantic discriminated union's ``validate_json`` and 1.6 µs for the ``orjson.loads`` +
+``validate_python`` this module used before. Only the done event's response goes through pydantic
+(``LLMResponse``), once per request.
 """
 
 from __future__ import annotations
@@ -191,13 +192,10 @@ def decode(raw: bytes | str | dict[str, Any]) -> StreamEvent:
     if type(index) is not int or index < 0:
         raise MalformedEventError("an event's index must be a non-negative integer")
     try:
-        event = reader(index, data)
+        # Each reader pops its fields: what is left of ``data`` is the request's context.
+        return reader(index, data, wire)
     except (KeyError, TypeError, ValidationError) as exc:
         raise MalformedEventError(f"a malformed {kind} event: {exc}") from None
-    # What is left is the request's context.
-    event.context = data
-    event.raw = wire
-    return event
 
 
 def _str(data: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -221,36 +219,38 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _token(index: int, data: dict[str, Any]) -> TokenEvent:
-    return TokenEvent(index, _str(data, "text"))
+def _token(index: int, data: dict[str, Any], wire: bytes) -> TokenEvent:
+    return TokenEvent(index, _str(data, "text"), context=data, raw=wire)
 
 
-def _tool_call(index: int, data: dict[str, Any]) -> ToolCallEvent:
+def _tool_call(index: int, data: dict[str, Any], wire: bytes) -> ToolCallEvent:
     return ToolCallEvent(
         index,
         _int(data, "call_index"),
         _optional_str(data, "id"),
         _optional_str(data, "name"),
         _str(data, "arguments", ""),
+        context=data,
+        raw=wire,
     )
 
 
-def _restart(index: int, data: dict[str, Any]) -> RestartEvent:
-    return RestartEvent(index, _int(data, "attempt"), _str(data, "reason", ""))
+def _restart(index: int, data: dict[str, Any], wire: bytes) -> RestartEvent:
+    return RestartEvent(index, _int(data, "attempt"), _str(data, "reason", ""), context=data, raw=wire)
 
 
-def _done(index: int, data: dict[str, Any]) -> DoneEvent:
-    return DoneEvent(index, LLMResponse.model_validate(data.pop("response")))
+def _done(index: int, data: dict[str, Any], wire: bytes) -> DoneEvent:
+    return DoneEvent(index, LLMResponse.model_validate(data.pop("response")), context=data, raw=wire)
 
 
-def _error(index: int, data: dict[str, Any]) -> ErrorEvent:
+def _error(index: int, data: dict[str, Any], wire: bytes) -> ErrorEvent:
     value = data.pop("error")
     if not isinstance(value, dict):
         raise TypeError("error must be an object")
-    return ErrorEvent(index, value)
+    return ErrorEvent(index, value, context=data, raw=wire)
 
 
-_READERS: dict[str, Callable[[int, dict[str, Any]], StreamEvent]] = {
+_READERS: dict[str, Callable[[int, dict[str, Any], bytes], StreamEvent]] = {
     TokenEvent.type: _token,
     ToolCallEvent.type: _tool_call,
     RestartEvent.type: _restart,
