@@ -11,14 +11,8 @@ from llmrelay import shared
 
 SHARED_DIR = Path(shared.__file__).parent
 FORBIDDEN = {
-    "llmrelay.producer",
-    "llmrelay.worker",
-    "llmrelay.simulator",
-    "llmrelay.cli",
-    "bench",
-    "openai",
-    "anthropic",
-    "google",
+    "llmrelay.producer", "llmrelay.worker", "llmrelay.simulator", "llmrelay.cli", "bench",
+    "openai", "anthropic", "google",
 }
 MODULES = sorted(SHARED_DIR.glob("*.py"))
 
