@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 
 from llmrelay.producer import batches
-from llmrelay.producer.subscriptions import RESYNC, Subscriptions
-from llmrelay.shared import keys, scripts
+from llmrelay.producer.backend import backend_call, redis_failures
+from llmrelay.producer.follower import EventFollower, ReplayFilter
+from llmrelay.producer.subscriptions import Subscriptions
+from llmrelay.shared import keys
 from llmrelay.shared.batch import BatchItem, BatchStatus
 from llmrelay.shared.catalog import PROVIDERS
 from llmrelay.shared.connections import blocking_pool
@@ -25,17 +25,14 @@ from llmrelay.shared.errors import (
     LLMRelayError,
     ProviderUnavailableError,
     QueueFullError,
-    RequestTimeoutError,
     StreamRestartedError,
 )
-from llmrelay.shared.events import TERMINAL_TYPES
+from llmrelay.shared.events import DoneEvent, RestartEvent, StreamEvent, TokenEvent
 from llmrelay.shared.governance import Governance
 from llmrelay.shared.jobs import Job
 from llmrelay.shared.models import LLMRequest, LLMResponse
 from llmrelay.shared.queue import cancel_request, enqueue, make_job
 from llmrelay.shared.settings import Settings
-
-T = TypeVar("T")
 
 #: How long past a job's deadline a caller keeps waiting for the worker's own timeout event.
 DEADLINE_GRACE = 2.0
@@ -63,6 +60,7 @@ class LLMProducer:
         self._pool: BlockingConnectionPool | None = None
         self._redis: Redis | None = None
         self._subs: Subscriptions | None = None
+        self._follower: EventFollower | None = None
         self._providers: dict[str, str] = {}
 
     @classmethod
@@ -81,14 +79,17 @@ class LLMProducer:
         self._pool = blocking_pool(self.settings.redis_url, self.settings.redis_pool_size)
         self._redis = Redis(connection_pool=self._pool)
         try:
-            await self._redis.ping()
-            self._subs = Subscriptions(self._redis, f"{keys.PREFIX}:producer:{self.instance_id}")
-            await self._subs.start()
-        except (RedisError, OSError) as exc:
+            with redis_failures("Redis is not reachable"):
+                await self._redis.ping()
+                self._subs = Subscriptions(self._redis, f"{keys.PREFIX}:producer:{self.instance_id}")
+                await self._subs.start()
+        except BackendUnavailableError:
             await self.aclose()
-            raise BackendUnavailableError(f"Redis is not reachable: {type(exc).__name__}") from None
+            raise
+        self._follower = EventFollower(self._redis, self._subs)
 
     async def aclose(self) -> None:
+        self._follower = None
         if self._subs is not None:
             await self._subs.aclose()
             self._subs = None
@@ -102,17 +103,14 @@ class LLMProducer:
     @property
     def redis(self) -> Redis:
         if self._redis is None:
-            raise BackendUnavailableError("the producer is not started: use 'async with LLMProducer(...)'")
+            raise _not_started()
         return self._redis
 
     # -- public API -----------------------------------------------------------------------------------
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """Run one request to its end and return the response."""
-        async for event in self.events(request, stream=False):
-            if event["type"] == "done":
-                return LLMResponse.model_validate(event["response"])
-        raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+        return await _response_of(self.events(request, stream=False))
 
     async def stream(self, request: LLMRequest) -> AsyncGenerator[str, None]:
         """Yield the response's text as it is generated.
@@ -121,36 +119,22 @@ class LLMProducer:
         was already yielded and only the rest is passed on; should it differ, StreamRestartedError is
         raised (the job itself goes on, and ``result(request_id)`` returns its final response).
         """
-        delivered: list[str] = []
-        replay: str | None = None
+        replay = ReplayFilter()
         async for event in self.events(request, stream=True):
-            kind = event["type"]
-            if kind == "token":
-                text: str = event["text"]
-                if replay is not None:
-                    if len(text) <= len(replay):
-                        if not replay.startswith(text):
-                            raise StreamRestartedError(
-                                "a retried attempt diverged from the text already sent"
-                            )
-                        replay = replay[len(text) :]
-                        continue
-                    if not text.startswith(replay):
-                        raise StreamRestartedError("a retried attempt diverged from the text already sent")
-                    text = text[len(replay) :]
-                    replay = None
-                delivered.append(text)
-                yield text
-            elif kind == "restart":
-                replay = "".join(delivered) if delivered else None
-            elif kind == "done":
-                return
+            match event:
+                case TokenEvent(text=text):
+                    if text := replay.token(text):
+                        yield text
+                case RestartEvent():
+                    replay.restart()
+                case DoneEvent():
+                    return
 
     async def submit(self, request: LLMRequest) -> str:
         """Queue a request and return its id at once; ``result(request_id)`` waits for the response."""
         job = self._job(request, stream=False)
-        outcome = await self._call(self._enqueue_job(job))
-        if _text(outcome[0]) == "full":
+        outcome = await self._enqueue_job(job)
+        if outcome[0] == "full":
             raise self._queue_full(job)
         return job.request_id
 
@@ -158,17 +142,16 @@ class LLMProducer:
         """The response of a submitted request, waiting for it (until ``timeout`` seconds) if needed."""
         provider = await self._provider_of(request_id)
         deadline = time.monotonic() + (timeout if timeout is not None else self.settings.request_timeout)
-        async for event in self._follow(provider, request_id, 0, deadline, terminal_only=True):
-            if event["type"] == "done":
-                return LLMResponse.model_validate(event["response"])
-        raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+        return await _response_of(
+            self._follow().follow(provider, request_id, 0, deadline, terminal_only=True)
+        )
 
     async def cancel(self, request_id: str) -> bool:
         """Cancel a queued or running request. True if it was (or is being) cancelled by this call."""
         return await self._cancel_on(await self._provider_of(request_id), request_id)
 
     async def _cancel_on(self, provider: str, request_id: str) -> bool:
-        return await self._call(cancel_request(self.redis, provider, request_id, self.settings.result_ttl))
+        return await backend_call(cancel_request(self.redis, provider, request_id, self.settings.result_ttl))
 
     # -- bulk workloads ---------------------------------------------------------------------------------
 
@@ -183,7 +166,7 @@ class LLMProducer:
         if not keys.valid_request_id(batch_id):
             raise InvalidRequestError("batch_id is not a valid id", data={"field": "batch_id"})
         items = batches.prepare(requests, self.governance, batch_id)
-        await self._call(batches.store(self.redis, batch_id, items))
+        await backend_call(batches.store(self.redis, batch_id, items))
         for provider, item in items:
             assert item.request_id is not None
             self._remember(item.request_id, provider)
@@ -191,75 +174,72 @@ class LLMProducer:
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """How many of the batch's items are pending, queued, running, done, failed, cancelled..."""
-        return await self._call(batches.status(self.redis, batch_id))
+        return await backend_call(batches.status(self.redis, batch_id))
 
     async def batch_results(
         self, batch_id: str, *, offset: int = 0, limit: int | None = None
     ) -> AsyncGenerator[BatchItem, None]:
         """Each item's outcome in submission order, from ``offset`` (``limit`` items at most)."""
-        try:
+        with redis_failures():
             async for item in batches.results(self.redis, batch_id, offset, limit):
                 yield item
-        except (RedisError, OSError) as exc:
-            raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
 
     async def batch_cancel(self, batch_id: str) -> int:
         """Stop feeding the batch and cancel its queued and running items; returns how many this call
         cancelled (0 for a batch that had already ended or been cancelled)."""
-        return await self._call(batches.cancel(self.redis, batch_id, self.settings.result_ttl))
+        return await backend_call(batches.cancel(self.redis, batch_id, self.settings.result_ttl))
 
     async def status(self, request_id: str) -> str:
         provider = await self._provider_of(request_id)
-        raw = await self._call(self._hget(keys.state(provider, request_id), "status"))
+        raw = await backend_call(self._hget(keys.state(provider, request_id), "status"))
         if raw is None:
             raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
         return _text(raw)
 
-    async def events(
-        self, request: LLMRequest, *, stream: bool = True
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        """Queue a request and yield its events (token, restart, done) as dicts; errors are raised.
+    async def events(self, request: LLMRequest, *, stream: bool = True) -> AsyncGenerator[StreamEvent, None]:
+        """Queue a request and yield its events (token, tool_call, restart, done); errors are raised.
 
-        This is what the façade relays: every event carries its ``index`` for resumption.
+        This is what the façade relays: every event carries its ``index`` for resumption, and the
+        bytes it came in (``raw``), to pass on as they are.
         """
         job = self._job(request, stream=stream)
         deadline = time.monotonic() + (job.deadline - job.enqueued_at) + DEADLINE_GRACE
-        subs = self._subscriptions()
+        follower = self._follow()
+        # Subscribed before the job is queued: pub/sub has no replay, and a fast job could end unseen.
         channel = keys.channel(job.provider, job.request_id)
-        try:
-            async with subs.subscription(channel) as queue:
-                outcome = await self._call(self._enqueue_job(job))
-                state = _text(outcome[0])
+        with redis_failures():
+            async with self._subscriptions().subscription(channel) as queue:
+                state, detail = await self._enqueue_job(job)
                 if state == "full":
                     raise self._queue_full(job)
                 if state == "done":
-                    yield _done_event(outcome[1])
+                    yield DoneEvent(0, LLMResponse.model_validate_json(detail))
                     return
                 if state not in ("queued", "exists"):
-                    raise _stored_error(outcome[1], job.request_id, state)
-                catch_up = state == "exists"
-                async for event in self._follow(
-                    job.provider, job.request_id, 0, deadline, queue=queue, catch_up=catch_up
+                    raise _stored_error(detail, job.request_id, state)
+                async for event in follower.follow(
+                    job.provider, job.request_id, 0, deadline, queue=queue, catch_up=state == "exists"
                 ):
                     yield event
-        except (RedisError, OSError) as exc:
-            raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
-        except TimeoutError:
-            raise BackendUnavailableError("Redis did not confirm the subscription in time") from None
 
-    async def resume(self, request_id: str, after_index: int = 0) -> AsyncGenerator[dict[str, Any], None]:
+    async def resume(self, request_id: str, after_index: int = 0) -> AsyncGenerator[StreamEvent, None]:
         """Follow a request's events after ``after_index`` (e.g. an SSE ``Last-Event-ID``)."""
         provider = await self._provider_of(request_id)
         deadline = time.monotonic() + self.settings.request_timeout + DEADLINE_GRACE
-        async for event in self._follow(provider, request_id, after_index, deadline):
+        async for event in self._follow().follow(provider, request_id, after_index, deadline):
             yield event
 
     # -- internals ------------------------------------------------------------------------------------
 
     def _subscriptions(self) -> Subscriptions:
         if self._subs is None:
-            raise BackendUnavailableError("the producer is not started: use 'async with LLMProducer(...)'")
+            raise _not_started()
         return self._subs
+
+    def _follow(self) -> EventFollower:
+        if self._follower is None:
+            raise _not_started()
+        return self._follower
 
     def _job(self, request: LLMRequest, *, stream: bool) -> Job:
         route = self.governance.route(request)
@@ -275,7 +255,7 @@ class LLMProducer:
             self._providers.clear()
 
     async def _enqueue_job(self, job: Job) -> tuple[str, Any]:
-        return await enqueue(self.redis, job, self.settings)
+        return await backend_call(enqueue(self.redis, job, self.settings))
 
     def _queue_full(self, job: Job) -> QueueFullError:
         return QueueFullError(
@@ -284,79 +264,6 @@ class LLMProducer:
             data={"provider": job.provider, "lane": job.lane},
         )
 
-    async def _follow(
-        self,
-        provider: str,
-        request_id: str,
-        after: int,
-        deadline: float,
-        *,
-        queue: asyncio.Queue[Any] | None = None,
-        catch_up: bool = True,
-        terminal_only: bool = False,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Events after index ``after`` in order, live, each once, up to and including the terminal one."""
-        if queue is None:
-            async with self._subscriptions().subscription(keys.channel(provider, request_id)) as q:
-                async for event in self._follow(
-                    provider, request_id, after, deadline, queue=q, terminal_only=terminal_only
-                ):
-                    yield event
-            return
-        last = after
-        if catch_up:
-            for event in await self._read_log(provider, request_id, last):
-                last = event["index"]
-                if _is_terminal(event):
-                    yield _checked(event)
-                    return
-                if not terminal_only:
-                    yield event
-            if last == after:
-                status = await self._call(self._hget(keys.state(provider, request_id), "status"))
-                if status is None:
-                    raise JobNotFoundError(f"no request {request_id!r}", data={"request_id": request_id})
-                if _text(status) in scripts.TERMINAL:
-                    # Ended: either the reader has seen the end already, or it ended since the read.
-                    for event in await self._read_log(provider, request_id, last):
-                        if _is_terminal(event):
-                            yield _checked(event)
-                            return
-                        if not terminal_only:
-                            yield event
-                    return
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeoutError(
-                    f"no result for request {request_id!r} before its deadline",
-                    data={"request_id": request_id},
-                )
-            try:
-                raw = await asyncio.wait_for(queue.get(), remaining)
-            except TimeoutError:
-                continue
-            if raw is RESYNC:
-                events = await self._read_log(provider, request_id, last)
-            else:
-                events = [orjson.loads(raw)]
-            for event in events:
-                index = event["index"]
-                if index <= last:
-                    continue
-                last = index
-                if _is_terminal(event):
-                    yield _checked(event)
-                    return
-                if not terminal_only:
-                    yield event
-
-    async def _read_log(self, provider: str, request_id: str, after: int) -> list[dict[str, Any]]:
-        entries = await self._call(
-            self.redis.xrange(keys.events(provider, request_id), min=f"(0-{after}", max="+")
-        )
-        return [orjson.loads(fields[b"e"]) for _id, fields in entries]
-
     async def _provider_of(self, request_id: str) -> str:
         known = self._providers.get(request_id)
         if known is not None:
@@ -364,7 +271,7 @@ class LLMProducer:
         async with self.redis.pipeline(transaction=False) as pipe:
             for provider in PROVIDERS:
                 pipe.exists(keys.state(provider, request_id))
-            found = await self._call(pipe.execute())
+            found = await backend_call(pipe.execute())
         for provider, exists in zip(PROVIDERS, found, strict=True):
             if exists:
                 return provider
@@ -374,32 +281,21 @@ class LLMProducer:
         value: bytes | None = await self.redis.hget(key, field)  # type: ignore[misc]
         return value
 
-    @staticmethod
-    async def _call(awaitable: Awaitable[T]) -> T:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
-
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _is_terminal(event: dict[str, Any]) -> bool:
-    return event["type"] in TERMINAL_TYPES
+def _not_started() -> BackendUnavailableError:
+    return BackendUnavailableError("the producer is not started: use 'async with LLMProducer(...)'")
 
 
-def _checked(event: dict[str, Any]) -> dict[str, Any]:
-    if event["type"] == "error":
-        error = LLMRelayError.from_dict(event["error"])
-        error.event_index = event.get("index")
-        raise error
-    return event
-
-
-def _done_event(raw_result: Any) -> dict[str, Any]:
-    return {"type": "done", "index": 0, "response": orjson.loads(raw_result)}
+async def _response_of(stream: AsyncIterator[StreamEvent]) -> LLMResponse:
+    """The response of the done event that ends a request's events (an error event is raised)."""
+    async for event in stream:
+        if isinstance(event, DoneEvent):
+            return event.response
+    raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
 
 
 def _stored_error(raw: Any, request_id: str, status: str) -> LLMRelayError:

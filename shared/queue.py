@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
-from llmrelay.shared import keys, scripts
+from llmrelay.shared import events, keys, scripts
 from llmrelay.shared.errors import RequestCancelledError
 from llmrelay.shared.governance import Route
 from llmrelay.shared.jobs import Job, encode_error
@@ -53,7 +52,7 @@ async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]
             settings.max_queue_length,
             job.deadline,
             ttl_ms,
-            orjson.dumps(job.request.a2a()),
+            events.context_suffix(job.request.a2a()),
         ],
     )
     return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)), detail
@@ -62,6 +61,9 @@ async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]
 async def cancel_request(redis: Redis, provider: str, request_id: str, result_ttl: int) -> bool:
     """Cancel a queued or running request; True if this call cancelled it (or asked its worker to)."""
     stream = await redis.hget(keys.state(provider, request_id), "stream")  # type: ignore[misc]
+    error = RequestCancelledError("cancelled by the caller")
+    # The script chooses the index and closes the event with the job's own context suffix.
+    head, tail = events.split(events.ErrorEvent(0, error.to_dict()), suffix=b"")
     outcome = await _CANCEL(
         redis,
         [
@@ -74,8 +76,10 @@ async def cancel_request(redis: Redis, provider: str, request_id: str, result_tt
             keys.control_channel(provider),
             request_id,
             keys.GROUP,
-            encode_error(RequestCancelledError("cancelled by the caller")),
+            encode_error(error),
             result_ttl * 1000,
+            head,
+            tail,
         ],
     )
     return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)) in ("cancelled", "cancelling")

@@ -4,8 +4,12 @@ A request's state is a hash (``keys.state``) with the fields
 ``status`` (queued | running | done | failed | cancelled | expired | dead), ``sid`` (its work stream entry),
 ``stream``, ``deliveries`` (how many times a worker began it: the fencing token of the current owner),
 ``owner``, ``seq`` (index of its last event), ``cancel`` (set when a cancel reached a running job),
-``ctx`` (its A2A context as JSON), ``result`` or ``error`` (JSON, once terminal), and ``last_error``.
+``suffix`` (the closing bytes of its events: its A2A context, ``shared.events.context_suffix``),
+``result`` or ``error`` (JSON, once terminal), and ``last_error``.
 Every key a script touches carries the provider's hash tag, so each script runs on one Cluster slot.
+
+Scripts never encode an event: they are given the bytes ``shared.events`` encoded, or, where the script
+chooses the index, the event's head and tail from ``shared.events.split``, which it joins around it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from redis.exceptions import NoScriptError
 TERMINAL: Final = ("done", "failed", "cancelled", "expired", "dead")
 
 #: KEYS: state, work stream. ARGV: request id, job payload, max stream length, deadline (s),
-#: state ttl (ms), A2A context JSON.
+#: state ttl (ms), the events' context suffix.
 #: Returns {outcome, detail}: {"queued", entry id} | {"exists", status} | {"full", ""} |
 #: {terminal status, result or error JSON} when the id already ran to an end.
 ENQUEUE: Final = """
@@ -31,7 +35,7 @@ end
 if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {'full', ''} end
 local sid = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'j', ARGV[2])
 redis.call('HSET', KEYS[1], 'status', 'queued', 'sid', sid, 'stream', KEYS[2], 'seq', 0,
-  'deliveries', 0, 'deadline', ARGV[4], 'ctx', ARGV[6])
+  'deliveries', 0, 'deadline', ARGV[4], 'suffix', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {'queued', sid}
 """
@@ -70,17 +74,18 @@ return 1
 """
 
 #: KEYS: state, events stream, work stream, dead-letter stream.
-#: ARGV: channel, event index, event payload, status, result-or-error JSON, deliveries (or '' to skip
-#: the ownership check), entry id, group, ttl (ms), job payload (only for 'dead').
-#: Writes the terminal event, stores the result, acknowledges and deletes the work entry.
+#: ARGV: channel, event index, event head, event tail, status, result-or-error JSON, deliveries (or ''
+#: to skip the ownership check), entry id, group, ttl (ms), job payload (only for 'dead').
+#: Writes the terminal event (at the given index, or after the log's last one if that is further on),
+#: stores the result, acknowledges and deletes the work entry.
 #: Returns 1, or 0 when fenced out by a newer delivery (nothing written, entry left alone).
 FINISH: Final = """
 local cur = redis.call('HMGET', KEYS[1], 'deliveries', 'status')
-if ARGV[6] ~= '' and cur[1] and cur[1] ~= ARGV[6] then return 0 end
+if ARGV[7] ~= '' and cur[1] and cur[1] ~= ARGV[7] then return 0 end
 if cur[2] == 'done' or cur[2] == 'failed' or cur[2] == 'cancelled' or cur[2] == 'expired'
    or cur[2] == 'dead' then
-  redis.call('XACK', KEYS[3], ARGV[8], ARGV[7])
-  redis.call('XDEL', KEYS[3], ARGV[7])
+  redis.call('XACK', KEYS[3], ARGV[9], ARGV[8])
+  redis.call('XDEL', KEYS[3], ARGV[8])
   return 0
 end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
@@ -89,33 +94,31 @@ if top[1] then
   local last = tonumber(string.match(top[1][1], '%-(%d+)$'))
   if last >= index then index = last + 1 end
 end
-local payload = ARGV[3]
-if tostring(index) ~= ARGV[2] then
-  payload = string.gsub(payload, '"index":%d+', '"index":' .. index, 1)
-end
+local payload = ARGV[3] .. index .. ARGV[4]
 redis.call('XADD', KEYS[2], '0-' .. index, 'e', payload)
 local field = 'error'
-if ARGV[4] == 'done' then field = 'result' end
-redis.call('HSET', KEYS[1], 'status', ARGV[4], field, ARGV[5], 'seq', index)
-redis.call('PEXPIRE', KEYS[1], ARGV[9])
-redis.call('PEXPIRE', KEYS[2], ARGV[9])
-redis.call('XACK', KEYS[3], ARGV[8], ARGV[7])
-redis.call('XDEL', KEYS[3], ARGV[7])
-if ARGV[4] == 'dead' then
+if ARGV[5] == 'done' then field = 'result' end
+redis.call('HSET', KEYS[1], 'status', ARGV[5], field, ARGV[6], 'seq', index)
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
+redis.call('PEXPIRE', KEYS[2], ARGV[10])
+redis.call('XACK', KEYS[3], ARGV[9], ARGV[8])
+redis.call('XDEL', KEYS[3], ARGV[8])
+if ARGV[5] == 'dead' then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', string.match(KEYS[1], ':req:(.*)$'),
-    'error', ARGV[5], 'job', ARGV[10])
+    'error', ARGV[6], 'job', ARGV[11])
 end
 redis.call('PUBLISH', ARGV[1], payload)
 return 1
 """
 
 #: KEYS: state, events stream, work stream. ARGV: channel, control channel, request id, group,
-#: error JSON (the RequestCancelledError's dict), ttl (ms).
+#: error JSON (the RequestCancelledError's dict), ttl (ms), the error event's head and its tail without
+#: the context (the job's ``suffix``, stored at enqueue, closes it).
 #: A queued job is cancelled at once (its terminal event written and published, its entry deleted);
 #: a running one is flagged and its worker told through the control channel.
 #: Returns "cancelled" | "cancelling" | "unknown" | "ended:<status>" when it had already ended.
 CANCEL: Final = """
-local st = redis.call('HMGET', KEYS[1], 'status', 'sid', 'ctx')
+local st = redis.call('HMGET', KEYS[1], 'status', 'sid', 'suffix')
 local status = st[1]
 if not status then return 'unknown' end
 if status ~= 'queued' and status ~= 'running' then return 'ended:' .. status end
@@ -127,11 +130,7 @@ end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local index = 1
 if top[1] then index = tonumber(string.match(top[1][1], '%-(%d+)$')) + 1 end
-local event = {type = 'error', index = index, error = cjson.decode(ARGV[5])}
-if st[3] and st[3] ~= '' then
-  for k, v in pairs(cjson.decode(st[3])) do event[k] = v end
-end
-local payload = cjson.encode(event)
+local payload = ARGV[7] .. index .. ARGV[8] .. (st[3] or '}')
 redis.call('XADD', KEYS[2], '0-' .. index, 'e', payload)
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', ARGV[5], 'seq', index)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])

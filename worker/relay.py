@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from llmrelay.shared import events, keys, scripts
 from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.events import DoneEvent, ErrorEvent, RestartEvent, StreamEvent, TokenEvent
 from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.scripts import LuaScript
 
@@ -64,7 +65,7 @@ class JobEvents:
         """Write an attempt's first token before reading on: the time to first token is not spent
         waiting for the rest of a buffered response to be parsed."""
         await self.flush()
-        await self._write(events.encode_token(self.index + 1, text, self._suffix))
+        await self._write(TokenEvent(self.index + 1, text))
         self.tokens_sent = True
 
     def push(self, text: str) -> None:
@@ -78,7 +79,7 @@ class JobEvents:
             while self._buffer:
                 text = "".join(self._buffer)
                 self._buffer.clear()
-                await self._write(events.encode_token(self.index + 1, text, self._suffix))
+                await self._write(TokenEvent(self.index + 1, text))
                 self.tokens_sent = True
         finally:
             self._writer = None
@@ -96,14 +97,14 @@ class JobEvents:
 
     async def restart(self, attempt: int, reason: str) -> None:
         await self.flush()
-        await self._write(events.encode_restart(self.index + 1, attempt, reason, self._suffix))
+        await self._write(RestartEvent(self.index + 1, attempt, reason))
         self.tokens_sent = False
 
-    async def _write(self, payload: bytes) -> None:
+    async def _write(self, event: StreamEvent) -> None:
         ok = await _RELAY(
             self._redis,
             [self._state, self._events],
-            [self._channel, self.index + 1, payload, self._ttl_ms, self.deliveries],
+            [self._channel, event.index, events.encode(event, self._suffix), self._ttl_ms, self.deliveries],
         )
         if not ok:
             raise LeaseLostError(self.request_id)
@@ -116,8 +117,8 @@ class JobEvents:
             await self.flush()
         except LeaseLostError:
             return False
-        payload = events.encode_done(self.index + 1, response, self._suffix)
-        return await self._finish("done", payload, response.__pydantic_serializer__.to_json(response))
+        event = DoneEvent(self.index + 1, response)
+        return await self._finish("done", event, response.__pydantic_serializer__.to_json(response))
 
     async def fail(self, status: str, error: LLMRelayError, job_payload: bytes = b"") -> bool:
         self.discard()
@@ -126,17 +127,20 @@ class JobEvents:
                 await self.flush()
             except LeaseLostError:
                 return False
-        payload = events.encode_error(self.index + 1, error, self._suffix)
-        return await self._finish(status, payload, orjson.dumps(error.to_dict()), job_payload)
+        event = ErrorEvent.of(self.index + 1, error)
+        return await self._finish(status, event, orjson.dumps(event.error), job_payload)
 
-    async def _finish(self, status: str, payload: bytes, stored: bytes, job_payload: bytes = b"") -> bool:
+    async def _finish(self, status: str, event: StreamEvent, stored: bytes, job_payload: bytes = b"") -> bool:
+        # FINISH places the event after the log's last one, so it is handed the bytes around the index.
+        head, tail = events.split(event, self._suffix)
         result: Any = await _FINISH(
             self._redis,
             [self._state, self._events, self.stream_key, keys.dead_letter(self.provider)],
             [
                 self._channel,
-                self.index + 1,
-                payload,
+                event.index,
+                head,
+                tail,
                 status,
                 stored,
                 self.deliveries,

@@ -51,9 +51,7 @@ class RpcError(Exception):
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
+        self.code, self.message, self.data = code, message, data
 
 
 @dataclass(slots=True)
@@ -91,6 +89,18 @@ def error_response(id_: Id, code: int, message: str, data: Any = None) -> dict[s
 def service_error(err: LLMRelayError) -> dict[str, Any]:
     """The ``error`` member for one of our own errors; redacted once more on the way out."""
     return error_object(err.code, redact(err.message), redact_value(err.to_dict()))
+
+
+def error_for(exc: Exception, method: str) -> dict[str, Any]:
+    """The ``error`` member for what a method raised; anything unexpected is logged and kept private."""
+    if isinstance(exc, RpcError):
+        return error_object(exc.code, exc.message, exc.data)
+    if isinstance(exc, ValidationError):
+        return error_object(INVALID_PARAMS, "Invalid params", validation_details(exc))
+    if isinstance(exc, LLMRelayError):
+        return service_error(exc)
+    log.exception("JSON-RPC method failed", method=method, exc_info=exc)
+    return error_object(INTERNAL_ERROR, "Internal error")
 
 
 def validation_details(exc: ValidationError) -> dict[str, Any]:
@@ -200,17 +210,8 @@ class Dispatcher:
                     {"method": item.method},
                 )
             result = await self.invoke(item, context)
-        except RpcError as exc:
-            error = error_object(exc.code, exc.message, exc.data)
-        except ValidationError as exc:
-            error = error_object(INVALID_PARAMS, "Invalid params", validation_details(exc))
-        except LLMRelayError as err:
-            error = service_error(err)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("JSON-RPC method failed", method=item.method)
-            error = error_object(INTERNAL_ERROR, "Internal error")
+        except Exception as exc:
+            error = error_for(exc, item.method)
         if self.observer is not None:
             outcome = "ok" if error is None else str(error["code"])
             self.observer(item.method, outcome, time.perf_counter() - started)

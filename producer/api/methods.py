@@ -8,7 +8,8 @@ A host with its own JSON-RPC handler registers them as they are::
 
 Every method takes named params (a dict) and returns a JSON-ready value; errors are ``shared.errors``
 exceptions, or pydantic ``ValidationError`` for params that do not validate. ``llm.stream`` returns an
-:class:`EventFeed` (an async iterator of event dicts), which the HTTP layer relays as Server-Sent Events.
+:class:`EventFeed` (an async iterator of ``shared.events`` events), which the HTTP layer relays as
+Server-Sent Events.
 The ``llm.batch.*`` methods run bulk workloads: submit many requests at once, then follow the batch.
 """
 
@@ -22,17 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
-from llmrelay.producer import admin
+from llmrelay.producer.api import admin
+from llmrelay.producer.backend import backend_call
 from llmrelay.producer.sdk import LLMProducer
 from llmrelay.shared.batch import MAX_BATCH_ITEMS
-from llmrelay.shared.errors import (
-    BackendUnavailableError,
-    InvalidRequestError,
-    LLMRelayError,
-    ProviderUnavailableError,
-)
+from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
+from llmrelay.shared.events import StreamEvent
 from llmrelay.shared.keys import valid_request_id
 from llmrelay.shared.models import MAX_TIMEOUT_SECONDS, LLMRequest, RequestId
 from llmrelay.shared.settings import Settings
@@ -65,10 +62,10 @@ class EventFeed:
     """The events of one streamed request: token, restart, then done; an error event is raised."""
 
     request_id: str
-    events: AsyncIterator[dict[str, Any]]
+    events: AsyncIterator[StreamEvent]
     after: int = 0
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self.events
 
 
@@ -155,14 +152,11 @@ async def complete(ctx: Context, params: dict[str, Any]) -> Any:
 async def run_to_end(producer: LLMProducer, request: LLMRequest) -> dict[str, Any]:
     """The response dict of a request run to its end; cancelled along with the awaiting task."""
     try:
-        async for event in producer.events(request, stream=False):
-            if event["type"] == "done":
-                response: dict[str, Any] = event["response"]
-                return response
+        response = await producer.complete(request)
     except asyncio.CancelledError:
         cancel_later(producer, str(request.request_id))
         raise
-    raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+    return response.model_dump(mode="json")
 
 
 async def stream(ctx: Context, params: dict[str, Any]) -> EventFeed:
@@ -268,14 +262,15 @@ async def batch_cancel(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     return {"batch_id": p.batch_id, "cancelled": await ctx.producer.batch_cancel(p.batch_id)}
 
 
-def _providers(ctx: Context) -> list[str]:
-    return sorted({info.provider for info in ctx.producer.governance.allowed_models()})
+def serving_providers(producer: LLMProducer) -> list[str]:
+    """The providers of the allowed models: those whose health is reported."""
+    return sorted({info.provider for info in producer.governance.allowed_models()})
 
 
 async def metrics(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """``llm.metrics``: one snapshot across the live workers and this façade."""
     NoParams.model_validate(params)
-    snapshot: dict[str, Any] = await _redis_call(admin.metrics(ctx.producer.redis))
+    snapshot: dict[str, Any] = await backend_call(admin.metrics(ctx.producer.redis))
     snapshot["facade"] = ctx.facade.snapshot() if ctx.facade is not None else None
     return snapshot
 
@@ -283,14 +278,7 @@ async def metrics(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 async def health(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """``llm.health``: Redis, live workers, each provider's state, queue lag; ok, degraded or down."""
     NoParams.model_validate(params)
-    return await admin.health(ctx.producer.redis, _providers(ctx))
-
-
-async def _redis_call(awaitable: Awaitable[Any]) -> Any:
-    try:
-        return await awaitable
-    except (RedisError, OSError) as exc:
-        raise BackendUnavailableError(f"Redis failed: {type(exc).__name__}") from None
+    return await admin.health(ctx.producer.redis, serving_providers(ctx.producer))
 
 
 METHODS: dict[str, Callable[[Context, dict[str, Any]], Awaitable[Any]]] = {
@@ -329,5 +317,6 @@ __all__ = [
     "cancel_later",
     "parse_event_id",
     "run_to_end",
+    "serving_providers",
     "with_context",
 ]

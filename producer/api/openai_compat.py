@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from llmrelay.shared.errors import LLMRelayError, RateLimitedError, StreamRestartedError
+from llmrelay.shared.errors import LLMRelayError, RateLimitedError
 from llmrelay.shared.models import LLMRequest
 from llmrelay.shared.redaction import redact
 
@@ -272,35 +272,3 @@ class ChunkWriter:
     @staticmethod
     def error(payload: bytes) -> bytes:
         return b"data: %b\n\n" % payload
-
-
-class ReplayFilter:
-    """Text to pass on from token events when a retried attempt restarts a stream already under way.
-
-    An OpenAI stream cannot take text back: the new attempt's text is matched against what was sent and
-    only what goes beyond it is passed on; should it differ, StreamRestartedError ends the stream.
-    """
-
-    __slots__ = ("_replay", "_sent")
-
-    def __init__(self) -> None:
-        self._sent: list[str] = []
-        self._replay: str | None = None
-
-    def restart(self) -> None:
-        self._replay = "".join(self._sent) if self._sent else None
-
-    def token(self, text: str) -> str:
-        replay = self._replay
-        if replay is not None:
-            if len(text) <= len(replay):
-                if not replay.startswith(text):
-                    raise StreamRestartedError("a retried attempt diverged from the text already sent")
-                self._replay = replay[len(text) :]
-                return ""
-            if not text.startswith(replay):
-                raise StreamRestartedError("a retried attempt diverged from the text already sent")
-            text = text[len(replay) :]
-            self._replay = None
-        self._sent.append(text)
-        return text

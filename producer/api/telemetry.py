@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 
-from llmrelay.producer.admin import Samples, StreamStats
+from llmrelay.producer.api.admin import Samples, StreamStats
 from llmrelay.shared.metrics import LATENCY_BUCKETS, QueueMetrics
 
 #: Label values of ``method``: anything else a client sends is counted as "other" (bounded cardinality).

@@ -318,7 +318,7 @@ async def test_a_retried_stream_does_not_repeat_text_to_an_openai_client(
 
 
 def test_replay_filter_passes_only_new_text_and_refuses_divergence() -> None:
-    from llmrelay.producer.api.openai_compat import ReplayFilter
+    from llmrelay.producer.follower import ReplayFilter
     from llmrelay.shared.errors import StreamRestartedError
 
     replay = ReplayFilter()

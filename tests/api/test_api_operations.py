@@ -13,8 +13,8 @@ import pytest
 import redis
 from api_support import chat, rpc
 
-from llmrelay.producer import LLMProducer, admin
-from llmrelay.producer.api import create_app
+from llmrelay.producer import LLMProducer
+from llmrelay.producer.api import admin, create_app
 from llmrelay.producer.api.__main__ import main as api_main
 from llmrelay.producer.api.server import build_server
 from llmrelay.shared import Settings, keys

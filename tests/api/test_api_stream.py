@@ -8,11 +8,12 @@ from typing import Any
 import httpx2
 import orjson
 import pytest
+import redis
 from api_support import poll, read_events, rpc, sse_events
 
 from llmrelay.producer import LLMProducer
 from llmrelay.producer.api import sse, streams
-from llmrelay.shared import Settings
+from llmrelay.shared import Settings, keys
 from llmrelay.simulator.reply import reply_for
 from llmrelay.worker.service import Worker
 
@@ -52,6 +53,25 @@ async def test_stream_sends_token_events_then_done_each_with_its_id(
     assert texts(payloads) == "".join(reply_for(prompt, 12))
     done = payloads[-1]["result"]["response"]
     assert done["content"] == texts(payloads) and done["request_id"] == request_id
+
+
+async def test_stream_results_are_the_logged_event_bytes_unchanged(
+    settings: Settings, worker: Worker, serve: Serve
+) -> None:
+    live = await serve(settings)
+    body = stream_call("As they are [[sim:tokens=8 tps=400]]", trace_id='t "quoted"', request_id="as-is")
+    async with live.client() as client, client.stream("POST", "/jsonrpc", json=body) as response:
+        events = await read_events(response)
+    client_ = redis.Redis.from_url(settings.redis_url)
+    try:
+        logged = [fields[b"e"] for _id, fields in client_.xrange(keys.events("openai", "as-is"))]
+    finally:
+        client_.close()
+    head, tail = '{"jsonrpc":"2.0","id":"s-1","result":', "}"
+    relayed = [e.data.encode() for e in events]
+    assert all(d.startswith(head.encode()) and d.endswith(tail.encode()) for d in relayed)
+    assert [d[len(head) : -len(tail)] for d in relayed] == logged
+    assert orjson.loads(logged[0])["trace_id"] == 't "quoted"'
 
 
 async def test_stream_resumes_after_last_event_id_without_loss_or_repetition(

@@ -17,6 +17,7 @@ import pytest
 from llmrelay.cli.redis_server import find_redis_server
 from llmrelay.producer import LLMProducer
 from llmrelay.shared import BackendUnavailableError, LLMRequest, Settings, keys
+from llmrelay.shared.events import StreamEvent, TokenEvent
 from llmrelay.simulator.reply import reply_for
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
@@ -31,11 +32,11 @@ def req(text: str, **kw: Any) -> LLMRequest:
 
 async def _run_events(
     producer: LLMProducer, request: LLMRequest, seen_token: asyncio.Event
-) -> list[dict[str, Any]]:
+) -> list[StreamEvent]:
     out = []
     async for event in producer.events(request):
         out.append(event)
-        if event["type"] == "token":
+        if event.type == "token":
             seen_token.set()
     return out
 
@@ -61,13 +62,13 @@ async def test_kill_9_mid_stream_loses_nothing(
         await survivor.stop(grace=5)
     client = rdb(settings.redis_url)
     for i, (text, events) in enumerate(zip(texts, results, strict=True)):
-        kinds = [e["type"] for e in events]
+        kinds = [e.type for e in events]
         assert kinds[-1] == "done"
         if i not in finished_before_kill:
             assert "restart" in kinds  # it had sent tokens when its worker died
         after = kinds.index("restart") if "restart" in kinds else 0
-        final_text = "".join(e["text"] for e in events[after:] if e["type"] == "token")
-        assert final_text == events[-1]["response"]["content"] == "".join(reply_for(text, 100))
+        final_text = "".join(e.text for e in events[after:] if isinstance(e, TokenEvent))
+        assert final_text == events[-1].response.content == "".join(reply_for(text, 100))
         log = client.xrange(keys.events("openai", f"k9-{i}"))
         assert [orjson.loads(f[b"e"])["type"] for _, f in log].count("done") == 1
     assert len(finished_before_kill) < 5  # the kill really came mid-stream

@@ -21,6 +21,7 @@ from llmrelay.shared import (
     Settings,
     keys,
 )
+from llmrelay.shared.events import StreamEvent, TokenEvent
 from llmrelay.shared.jobs import Job
 from llmrelay.simulator.reply import reply_for
 from llmrelay.simulator.server import SimulatorServer
@@ -67,9 +68,9 @@ async def test_streams_tokens_in_order(model: str, producer: LLMProducer, worker
 
 async def test_events_carry_indexes_and_context(producer: LLMProducer, worker: Worker) -> None:
     events = [e async for e in producer.events(req("idx [[sim:tps=500]]", trace_id="t-1", source_agent="a"))]
-    assert [e["index"] for e in events] == list(range(1, len(events) + 1))
-    assert events[-1]["type"] == "done"
-    assert all(e["trace_id"] == "t-1" and e["source_agent"] == "a" for e in events)
+    assert [e.index for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == "done"
+    assert all(e.trace_id == "t-1" and e.source_agent == "a" for e in events)
 
 
 async def test_result_survives_the_caller(producer: LLMProducer, worker: Worker, settings: Settings) -> None:
@@ -110,7 +111,7 @@ async def _collect(stream: object) -> str:
 async def test_resume_after_an_index_misses_nothing(producer: LLMProducer, worker: Worker) -> None:
     events = [e async for e in producer.events(req("resume me [[sim:tps=400]]", request_id="res-1"))]
     cut = len(events) // 2
-    resumed = [e async for e in producer.resume("res-1", events[cut - 1]["index"])]
+    resumed = [e async for e in producer.resume("res-1", events[cut - 1].index)]
     assert resumed == events[cut:]
 
 
@@ -231,7 +232,7 @@ async def test_cancel_a_queued_job(producer: LLMProducer, settings: Settings, si
 async def test_cancel_a_running_job_frees_its_slot(producer: LLMProducer, worker: Worker) -> None:
     stream = producer.events(req("long one [[sim:tokens=400 tps=50]]", request_id="run-cancel"))
     first = await stream.__anext__()
-    assert first["type"] == "token"
+    assert first.type == "token"
     assert await producer.cancel("run-cancel")
     with pytest.raises(RequestCancelledError):
         async for _ in stream:
@@ -260,12 +261,12 @@ async def test_full_queue_fails_fast(settings: Settings) -> None:
 async def test_retryable_fault_is_retried_with_a_restart_event(producer: LLMProducer, worker: Worker) -> None:
     text = "flaky [[sim:fault=cut after=5 times=1 tps=1000]]"
     events = [e async for e in producer.events(req(text))]
-    kinds = [e["type"] for e in events]
+    kinds = [e.type for e in events]
     assert "restart" in kinds
     after_restart = kinds.index("restart")
-    text_after = "".join(e["text"] for e in events[after_restart:] if e["type"] == "token")
+    text_after = "".join(e.text for e in events[after_restart:] if isinstance(e, TokenEvent))
     assert text_after == "".join(reply_for(text, 20))
-    assert events[-1]["response"]["attempts"] == 2
+    assert events[-1].response.attempts == 2
 
 
 async def test_stream_hides_a_restart_when_the_retry_repeats_the_text(
@@ -350,7 +351,7 @@ def test_job_codec_refuses_foreign_providers() -> None:
 async def test_resume_past_the_end_returns_at_once(producer: LLMProducer, worker: Worker) -> None:
     events = [e async for e in producer.events(req("the end", request_id="end-1"))]
     started = time.monotonic()
-    assert [e async for e in producer.resume("end-1", events[-1]["index"])] == []
+    assert [e async for e in producer.resume("end-1", events[-1].index)] == []
     assert time.monotonic() - started < 1
 
 
@@ -359,7 +360,7 @@ async def test_error_events_keep_their_index(settings: Settings, producer: LLMPr
     w = Worker(strict, concurrency=2)
     await w.start()
     try:
-        seen: list[dict[str, object]] = []
+        seen: list[StreamEvent] = []
 
         async def follow() -> None:
             async for event in producer.events(req("broken [[sim:fault=500]]")):
@@ -412,7 +413,7 @@ async def test_a_dropped_pubsub_connection_loses_no_event(
             killed += client.client_kill_filter(_id=c["id"])
     assert killed >= 1
     events += [e async for e in stream]
-    indexes = [e["index"] for e in events]
+    indexes = [e.index for e in events]
     assert indexes == list(range(1, len(events) + 1))  # none lost, none repeated
-    final_text = "".join(e["text"] for e in events if e["type"] == "token")
-    assert final_text == events[-1]["response"]["content"] == "".join(reply_for(text, 60))
+    final_text = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    assert final_text == events[-1].response.content == "".join(reply_for(text, 60))
