@@ -1,5 +1,10 @@
 """The simulator's ASGI application (a bare ASGI callable: no framework in the request path).
 
+Its length is this reference (endpoints, headers, timing, and what each SDK raises for each fault) and
+one class whose request path reads top to bottom: read, pick a fault, reply or stream. The wire formats
+(:mod:`.providers`), rate-limit headers (:mod:`.ratelimits`), model listings (:mod:`.models`), faults
+(:mod:`.faults`) and ASGI primitives (:mod:`.asgi`) live in modules of their own.
+
 Endpoints
     OpenAI      ``POST /v1/chat/completions``, ``POST /v1/responses`` (streaming or not), ``GET /v1/models``
     Anthropic   ``POST /v1/messages`` (streaming or not), ``GET /v1/models`` (with ``anthropic-version``)
@@ -74,22 +79,33 @@ import re
 import secrets
 import time
 from collections import deque
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
+from . import models
+from .asgi import (
+    JSON,
+    NO_CACHE,
+    SSE,
+    Disconnected,
+    Headers,
+    Scope,
+    read_body,
+    send_json,
+    send_simple,
+    wait_disconnect,
+)
 from .config import SimulatorConfig
 from .faults import PROVIDERS, Fault, FaultBook, error_response, parse_fault_name
 from .providers import Call, StreamPlan, parse_call, render
+from .ratelimits import RateLimitHeaders
 from .reply import Directives, parse_directives, reply_for
 
 __all__ = ["SimulatorApp", "create_app"]
 
-Scope = dict[str, Any]
-Headers = list[tuple[bytes, bytes]]
 
 _POST_ROUTES = {
     "/v1/chat/completions": "chat",
@@ -98,94 +114,6 @@ _POST_ROUTES = {
 }
 _GEMINI_RE = re.compile(r"^/(?:v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _PROVIDER_OF = {"chat": "openai", "responses": "openai", "messages": "anthropic", "gemini": "gemini"}
-
-_JSON = b"application/json"
-_SSE = b"text/event-stream; charset=utf-8"
-_NO_CACHE = (b"cache-control", b"no-cache")
-_WINDOW_SECONDS = 60.0
-
-OPENAI_MODELS = (
-    "gpt-4.1",
-    "gpt-4.1-2025-04-14",
-    "gpt-4.1-mini",
-    "gpt-4.1-mini-2025-04-14",
-    "gpt-5",
-    "gpt-5-2025-08-07",
-    "gpt-5-mini",
-    "gpt-5-mini-2025-08-07",
-)
-ANTHROPIC_MODELS = ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620", "claude-3-5-haiku-20241022")
-GEMINI_MODELS = ("gemini-2.0-flash", "gemini-2.0-flash-001", "gemini-1.5-pro", "gemini-1.5-flash")
-
-
-class _Disconnected(Exception):
-    pass
-
-
-class _Window:
-    """A fixed one-minute window per provider, for the rate-limit headers (reported, never enforced)."""
-
-    __slots__ = ("requests", "reset_rfc3339", "start", "tokens")
-
-    def __init__(self) -> None:
-        self.start = 0.0
-        self.requests = 0
-        self.tokens = 0
-        self.reset_rfc3339 = b""
-
-    def hit(self, now: float, tokens: int) -> float:
-        if now - self.start >= _WINDOW_SECONDS:
-            self.start = now
-            self.requests = 0
-            self.tokens = 0
-            reset = datetime.fromtimestamp(now + _WINDOW_SECONDS, tz=UTC)
-            self.reset_rfc3339 = reset.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-        self.requests += 1
-        self.tokens += tokens
-        return self.start + _WINDOW_SECONDS - now
-
-
-def _duration(seconds: float) -> bytes:
-    """OpenAI's reset format: ``"6ms"``, ``"1.5s"``, ``"1m0s"``."""
-    if seconds < 1:
-        return b"%dms" % max(1, round(seconds * 1000))
-    minutes, rest = divmod(seconds, 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return (f"{int(minutes)}m" + text).encode() if minutes else text.encode()
-
-
-async def _read_body(receive: Any) -> bytes:
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise _Disconnected
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        return body
-    chunks = [body]
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _wait_disconnect(receive: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _send_simple(send: Any, status: int, body: bytes, headers: Headers) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _send_json(send: Any, status: int, obj: Any) -> None:
-    await _send_simple(send, status, orjson.dumps(obj), [(b"content-type", _JSON)])
 
 
 class SimulatorApp:
@@ -207,7 +135,7 @@ class SimulatorApp:
         self.open_streams_peak = 0
         self._rid_prefix = secrets.token_hex(4)
         self._rid_counter = itertools.count(1)
-        self._windows = {p: _Window() for p in PROVIDERS}
+        self._limits = RateLimitHeaders(PROVIDERS)
 
     @property
     def state(self) -> SimpleNamespace:
@@ -244,10 +172,10 @@ class SimulatorApp:
                 await self._control(scope, receive, send, path[6:], method)
                 return
             if method == "GET" and path in ("/v1/models", "/v1beta/models"):
-                await self._models(scope, send, path)
+                await send_json(send, 200, models.listing(scope, path, int(self.started_at)))
                 return
-            await _send_json(send, 404, {"error": {"message": f"no route for {method} {path}", "code": 404}})
-        except _Disconnected:
+            await send_json(send, 404, {"error": {"message": f"no route for {method} {path}", "code": 404}})
+        except Disconnected:
             return
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -267,7 +195,7 @@ class SimulatorApp:
     async def _provider(
         self, scope: Scope, receive: Any, send: Any, api: str, model: str | None, stream: bool | None
     ) -> None:
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         provider = _PROVIDER_OF[api]
         cfg = self.config
         rid = self._next_id()
@@ -283,7 +211,7 @@ class SimulatorApp:
             status, payload, extra = error_response(
                 provider, 400, api_key=_api_key(scope, provider), request_id="req_" + rid
             )
-            await _send_simple(send, status, payload, self._headers(provider, rid, _JSON, 0) + extra)
+            await send_simple(send, status, payload, self._headers(provider, rid, JSON, 0) + extra)
             return
         call = parse_call(api, body, model, stream)
         if api == "gemini" and call.stream and b"alt=sse" not in scope.get("query_string", b""):
@@ -317,11 +245,11 @@ class SimulatorApp:
                     request_id="req_" + rid,
                     retry_after=fault.retry_after,
                 )
-                headers = self._headers(provider, rid, _JSON, call.prompt_tokens, limited=status == 429)
-                await _send_simple(send, status, payload, headers + extra)
+                headers = self._headers(provider, rid, JSON, call.prompt_tokens, limited=status == 429)
+                await send_simple(send, status, payload, headers + extra)
                 return
             if fault.kind == "hang":
-                await _wait_disconnect(receive)
+                await wait_disconnect(receive)
                 return
 
         tokens = reply_for(call.prompt, n)
@@ -334,29 +262,29 @@ class SimulatorApp:
         out = render(call, tokens, truncated, rid, int(time.time()))
 
         if isinstance(out, bytes):
-            headers = self._headers(provider, rid, _JSON, call.prompt_tokens + n)
+            headers = self._headers(provider, rid, JSON, call.prompt_tokens + n)
             delay = ttft + max(0, len(tokens) - 1) * interval
             if delay > 0:
                 await asyncio.sleep(delay)
             if fault is not None and fault.kind in ("cut", "overloaded_in_stream"):
                 await self._cut_plain(send, out, headers)
                 return
-            await _send_simple(send, 200, out, headers)
+            await send_simple(send, 200, out, headers)
             return
         if api == "gemini-json-stream":
             # streamGenerateContent without alt=sse: one JSON array of the chunks
             payload = b"[" + b",\r\n".join(e[6:-2] for e in [*out.events, out.epilogue] if e) + b"]"
-            headers = self._headers(provider, rid, _JSON, call.prompt_tokens + n)
+            headers = self._headers(provider, rid, JSON, call.prompt_tokens + n)
             delay = ttft + max(0, len(tokens) - 1) * interval
             if delay > 0:
                 await asyncio.sleep(delay)
             if fault is not None and fault.kind in ("cut", "overloaded_in_stream"):
                 await self._cut_plain(send, payload, headers)
                 return
-            await _send_simple(send, 200, payload, headers)
+            await send_simple(send, 200, payload, headers)
             return
-        headers = self._headers(provider, rid, _SSE, call.prompt_tokens + n)
-        headers.append(_NO_CACHE)
+        headers = self._headers(provider, rid, SSE, call.prompt_tokens + n)
+        headers.append(NO_CACHE)
         await self._stream(send, headers, out, ttft, interval, fault)
 
     async def _cut_plain(self, send: Any, body: bytes, headers: Headers) -> None:
@@ -423,40 +351,7 @@ class SimulatorApp:
     def _headers(
         self, provider: str, rid: str, content_type: bytes, tokens: int, limited: bool = False
     ) -> Headers:
-        request_id = b"req_" + rid.encode()
-        headers: Headers = [
-            (b"content-type", content_type),
-            (b"request-id", request_id),
-            (b"x-request-id", request_id),
-        ]
-        if provider == "gemini":
-            return headers
-        cfg = self.config
-        window = self._windows[provider]
-        reset = window.hit(time.time(), tokens)
-        remaining_requests = 0 if limited else max(0, cfg.rate_limit_requests - window.requests)
-        remaining_tokens = max(0, cfg.rate_limit_tokens - window.tokens)
-        if provider == "openai":
-            reset_text = _duration(reset)
-            headers += [
-                (b"x-ratelimit-limit-requests", b"%d" % cfg.rate_limit_requests),
-                (b"x-ratelimit-limit-tokens", b"%d" % cfg.rate_limit_tokens),
-                (b"x-ratelimit-remaining-requests", b"%d" % remaining_requests),
-                (b"x-ratelimit-remaining-tokens", b"%d" % remaining_tokens),
-                (b"x-ratelimit-reset-requests", reset_text),
-                (b"x-ratelimit-reset-tokens", reset_text),
-                (b"openai-processing-ms", b"1"),
-            ]
-        else:
-            headers += [
-                (b"anthropic-ratelimit-requests-limit", b"%d" % cfg.rate_limit_requests),
-                (b"anthropic-ratelimit-requests-remaining", b"%d" % remaining_requests),
-                (b"anthropic-ratelimit-requests-reset", window.reset_rfc3339),
-                (b"anthropic-ratelimit-tokens-limit", b"%d" % cfg.rate_limit_tokens),
-                (b"anthropic-ratelimit-tokens-remaining", b"%d" % remaining_tokens),
-                (b"anthropic-ratelimit-tokens-reset", window.reset_rfc3339),
-            ]
-        return headers
+        return self._limits.headers(self.config, provider, rid, content_type, tokens, limited)
 
     def _record(
         self, scope: Scope, provider: str, api: str, body: Any, model: str | None, stream: bool
@@ -486,54 +381,25 @@ class SimulatorApp:
         self.records.append(record)
         return record
 
-    async def _models(self, scope: Scope, send: Any, path: str) -> None:
-        created = int(self.started_at)
-        if path == "/v1beta/models":
-            data: Any = {
-                "models": [
-                    {
-                        "name": f"models/{m}",
-                        "displayName": m,
-                        "supportedGenerationMethods": ["generateContent"],
-                    }
-                    for m in GEMINI_MODELS
-                ]
-            }
-        elif any(name == b"anthropic-version" for name, _ in scope["headers"]):
-            items = [
-                {"type": "model", "id": m, "display_name": m, "created_at": "2024-10-22T00:00:00Z"}
-                for m in ANTHROPIC_MODELS
-            ]
-            data = {"data": items, "has_more": False, "first_id": items[0]["id"], "last_id": items[-1]["id"]}
-        else:
-            data = {
-                "object": "list",
-                "data": [
-                    {"id": m, "object": "model", "created": created, "owned_by": "openai"}
-                    for m in OPENAI_MODELS
-                ],
-            }
-        await _send_json(send, 200, data)
-
     # ------------------------------------------------------------------ control endpoints (/_sim/...)
 
     async def _control(self, scope: Scope, receive: Any, send: Any, name: str, method: str) -> None:
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
             payload: Any = orjson.loads(raw) if raw.strip() else None
         except orjson.JSONDecodeError:
-            await _send_json(send, 400, {"error": "invalid JSON"})
+            await send_json(send, 400, {"error": "invalid JSON"})
             return
         try:
             result = self._control_action(name, method, payload, query)
         except ValueError as exc:
-            await _send_json(send, 400, {"error": str(exc)})
+            await send_json(send, 400, {"error": str(exc)})
             return
         if result is None:
-            await _send_json(send, 404, {"error": f"no control endpoint {method} /_sim/{name}"})
+            await send_json(send, 404, {"error": f"no control endpoint {method} /_sim/{name}"})
             return
-        await _send_json(send, 200, result)
+        await send_json(send, 200, result)
 
     def _control_action(self, name: str, method: str, payload: Any, query: dict[str, list[str]]) -> Any:
         if name == "health" and method == "GET":

@@ -1,0 +1,50 @@
+"""The models each simulated provider lists (any model name is served; these are only listed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .asgi import Scope
+
+OPENAI_MODELS = (
+    "gpt-4.1",
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini",
+    "gpt-4.1-mini-2025-04-14",
+    "gpt-5",
+    "gpt-5-2025-08-07",
+    "gpt-5-mini",
+    "gpt-5-mini-2025-08-07",
+)
+ANTHROPIC_MODELS = ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620", "claude-3-5-haiku-20241022")
+GEMINI_MODELS = ("gemini-2.0-flash", "gemini-2.0-flash-001", "gemini-1.5-pro", "gemini-1.5-flash")
+
+
+def listing(scope: Scope, path: str, created: int) -> Any:
+    """The body of ``GET /v1/models`` (OpenAI's, or Anthropic's given ``anthropic-version``) or of
+    Gemini's ``GET /v1beta/models``."""
+    if path == "/v1beta/models":
+        data: Any = {
+            "models": [
+                {
+                    "name": f"models/{m}",
+                    "displayName": m,
+                    "supportedGenerationMethods": ["generateContent"],
+                }
+                for m in GEMINI_MODELS
+            ]
+        }
+    elif any(name == b"anthropic-version" for name, _ in scope["headers"]):
+        items = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2024-10-22T00:00:00Z"}
+            for m in ANTHROPIC_MODELS
+        ]
+        data = {"data": items, "has_more": False, "first_id": items[0]["id"], "last_id": items[-1]["id"]}
+    else:
+        data = {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": created, "owned_by": "openai"} for m in OPENAI_MODELS
+            ],
+        }
+    return data
