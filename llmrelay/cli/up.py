@@ -4,13 +4,14 @@ Start order: Redis (REDIS_URL, else the Redis answering on 127.0.0.1:6379, else 
 of our own), the simulator (when no provider key is set, or --simulate), the workers, the façade. Stop
 order is the reverse, on SIGINT or SIGTERM: the façade first so that no new work arrives, then the
 workers (SIGTERM makes them drain their in-flight jobs), then the simulator, then the embedded Redis.
+
+One `Launcher` holds that whole sequence so it reads in start order; what it stands on is elsewhere:
+child processes in :mod:`.processes`, Redis probing in :mod:`.redis_server`, the banner in :mod:`.banner`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -22,14 +23,14 @@ from typing import Any
 
 import httpx2
 from pydantic import SecretStr
-from rich.console import Console, Group
+from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.rule import Rule
-from rich.table import Table
 from rich.text import Text
 
 from llmrelay.cli import redis_server
+from llmrelay.cli.banner import print_ready
 from llmrelay.cli.processes import ChildExited, ManagedProcess, StopRequested, Supervisor
 from llmrelay.shared import keys
 from llmrelay.shared.catalog import PROVIDERS
@@ -449,57 +450,15 @@ class Launcher:
         return self.settings.default_model if self.settings.default_model in allowed else allowed[0]
 
     def _print_ready(self, stack: RunningStack) -> None:
-        base = http_base(self.options.host, self.options.port)
-        table = Table(show_header=False, box=None, padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("JSON-RPC", f"{base}/jsonrpc")
-        table.add_row("OpenAI-compatible", f"{base}/v1")
-        table.add_row("Metrics", f"{base}/metrics")
-        table.add_row("Health", f"{base}/health")
-        table.add_row("Redis", f"{redis_server.redact_url(stack.redis_url)} ({stack.redis_origin})")
-        if stack.simulator_url:
-            table.add_row("Simulator", f"{stack.simulator_url}  [yellow](every provider)[/]")
-        table.add_row(
-            "Workers", f"{len(stack.workers)} (pids {', '.join(str(w.pid) for w in stack.workers)})"
+        print_ready(
+            self.console,
+            base=http_base(self.options.host, self.options.port),
+            redis=f"{redis_server.redact_url(stack.redis_url)} ({stack.redis_origin})",
+            simulator_url=stack.simulator_url,
+            worker_pids=[w.pid for w in stack.workers],
+            model=self._example_model(),
+            token=self.settings.api_token is not None,
         )
-        title = "[bold green]llmrelay is up[/]"
-        if stack.simulator_url:
-            title += " [bold yellow](simulated providers)[/]"
-        self.console.print(Panel(table, title=title, border_style="green", expand=False))
-
-        model = self._example_model()
-        token = self.settings.api_token is not None
-        call = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "llm.complete",
-            "params": {"model": model, "messages": [{"role": "user", "content": "Say hello"}]},
-        }
-        curl = f"curl -s {base}/jsonrpc -H 'Content-Type: application/json'"
-        if token:
-            curl += ' -H "Authorization: Bearer $LLMRELAY_API_TOKEN"'
-        curl += f" -d {shlex.quote(json.dumps(call, separators=(',', ':')))}"
-        api_key = 'os.environ["LLMRELAY_API_TOKEN"]' if token else '"unused"'
-        python = "\n".join(
-            [
-                *(["import os"] if token else []),
-                "from openai import OpenAI",
-                f'client = OpenAI(base_url="{base}/v1", api_key={api_key})',
-                f'reply = client.chat.completions.create(model="{model}", '
-                'messages=[{"role": "user", "content": "Say hello"}])',
-                "print(reply.choices[0].message.content)",
-            ]
-        )
-        self.console.print(Rule("try it", style="green"))
-        self.console.print(Text("# JSON-RPC with curl", style="dim"))
-        self.console.print(Text(curl), soft_wrap=True)
-        self.console.print(Text("# or from this command line", style="dim"))
-        self.console.print(Text(f'llmrelay stream "Say hello" --url {base}'), soft_wrap=True)
-        self.console.print(Text("# with the openai SDK (pip install openai)", style="dim"))
-        self.console.print(Text(python), soft_wrap=True)
-        self.console.print(Rule(style="green"))
-        self.console.print(Group(Text("Press Ctrl-C to stop everything.", style="bold")))
 
     # -- stopping --------------------------------------------------------------------------------------
 
