@@ -18,7 +18,6 @@ from llmrelay.shared.errors import (
     DeadLetteredError,
     InvalidRequestError,
     LLMRelayError,
-    ProviderError,
     RateLimitedError,
     RequestCancelledError,
     RequestTimeoutError,
@@ -30,7 +29,7 @@ from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.redaction import redact
 from llmrelay.shared.scripts import LuaScript
 from llmrelay.shared.settings import Settings
-from llmrelay.worker.providers.base import ProviderAdapter, ProviderCall, StreamEnd
+from llmrelay.worker.providers.base import Completion, ProviderAdapter, ProviderCall, StreamAccumulator
 from llmrelay.worker.ratelimit import RateLimiter
 from llmrelay.worker.relay import JobEvents, LeaseLostError
 
@@ -230,6 +229,8 @@ class JobRunner:
     async def _attempt(
         self, job: Job, model: ModelInfo, adapter: ProviderAdapter, writer: JobEvents, attempts: int
     ) -> LLMResponse:
+        """One call to one model: its stream folded by the accumulator ``complete`` uses too, so that
+        both paths end alike, and its text relayed as it arrives."""
         request = job.request
         call = ProviderCall(
             model=model,
@@ -237,34 +238,33 @@ class JobRunner:
             timeout=max(0.001, job.deadline - time.time()),
             headers=request.context.headers(),
         )
-        parts: list[str] = []
-        first: float | None = None
-        end: StreamEnd | None = None
+        accumulator = StreamAccumulator(model.provider)
         relay = job.stream
         async for item in adapter.stream(call):
-            if type(item) is str:
-                parts.append(item)
-                if first is None:
-                    first = time.time()
-                    if relay:
-                        await writer.push_first(item)
-                elif relay:
-                    writer.push(item)
-            else:
-                end = item  # type: ignore[assignment]
-        if end is None:
-            raise ProviderError("the provider's stream ended without a final message")
+            text = accumulator.add(item)
+            if relay and text is not None:
+                if accumulator.deltas == 1:
+                    await writer.push_first(text)
+                else:
+                    writer.push(text)
+        done = accumulator.completion()
+        end = done.end
         if (
             end.ratelimit is not None
             and end.ratelimit.remaining_requests == 0
             and end.ratelimit.reset_requests_s
         ):
             await self._limiter.pause(model.provider, end.ratelimit.reset_requests_s, "remaining requests 0")
-        now = time.time()
+        return self._response(job, model, done, attempts)
+
+    def _response(self, job: Job, model: ModelInfo, done: Completion, attempts: int) -> LLMResponse:
+        """The attempt's stream as the job's response, counted in the metrics."""
+        end = done.end
         usage = end.usage
-        latency = now - job.enqueued_at
+        latency = time.time() - job.enqueued_at
         labels = (model.provider, model.name)
         self._metrics.latency.labels(*labels).observe(latency)
+        first = done.first_token_at
         if first is not None:
             self._metrics.ttft.labels(*labels).observe(first - job.enqueued_at)
         self._metrics.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
@@ -276,16 +276,16 @@ class JobRunner:
             request_id=job.request_id,
             model=model.name,
             provider=model.provider,
-            content="".join(parts),
+            content=done.text,
             finish_reason=end.finish_reason,
             usage=usage,
             cost_usd=cost,
             latency_ms=round(latency * 1000, 3),
             ttft_ms=round((first - job.enqueued_at) * 1000, 3) if first is not None else None,
             attempts=attempts,
-            trace_id=request.trace_id,
-            source_agent=request.source_agent,
-            session_id=request.session_id,
+            trace_id=job.request.trace_id,
+            source_agent=job.request.source_agent,
+            session_id=job.request.session_id,
         )
 
     async def _record_error(self, job: Job, err: LLMRelayError) -> None:
