@@ -102,7 +102,7 @@ def test_never_reads_past_the_free_slots_nor_the_batch_share(step: Step) -> None
 
 def test_an_idle_consumer_blocks_once_per_job() -> None:
     """At low load the polls run once; after that each job costs one blocking read."""
-    reads = []
+    reads: list[Read] = []
     step = Step.POLL
     for got in (0, 0, 1, 1, 0):
         read = next_read(step, 64, 32)
@@ -114,7 +114,7 @@ def test_an_idle_consumer_blocks_once_per_job() -> None:
 
 
 def test_a_busy_consumer_polls_interactive_before_batch_every_round() -> None:
-    reads = []
+    reads: list[tuple[tuple[str, ...], int] | None] = []
     step = Step.POLL
     for free, got in ((8, 3), (5, 2), (3, 3), (0, 0), (2, 2)):
         read = next_read(step, free, 4)
