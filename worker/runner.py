@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -18,7 +19,6 @@ from llmrelay.shared.errors import (
     DeadLetteredError,
     InvalidRequestError,
     LLMRelayError,
-    ProviderError,
     RateLimitedError,
     RequestCancelledError,
     RequestTimeoutError,
@@ -30,7 +30,7 @@ from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.redaction import redact
 from llmrelay.shared.scripts import LuaScript
 from llmrelay.shared.settings import Settings
-from llmrelay.worker.providers.base import ProviderAdapter, ProviderCall, StreamEnd
+from llmrelay.worker.providers.base import Completion, ProviderAdapter, ProviderCall, StreamAccumulator
 from llmrelay.worker.ratelimit import RateLimiter
 from llmrelay.worker.relay import JobEvents, LeaseLostError
 
@@ -94,50 +94,45 @@ class JobRunner:
             await self._dead_letter_undecodable(provider, request_id, stream_key, entry_id, err, raw)
             return
         bound = log.bind(provider=job.provider, model=job.model, lane=lane, **job.request.log_context())
-        ttl_ms = int(self._settings.result_ttl * 1000)
         begin = await _BEGIN(
             self._redis,
             [keys.state(provider, job.request_id), stream_key, keys.pause(provider)],
             [self._consumer, time.time(), self._settings.max_deliveries, entry_id, keys.GROUP],
         )
-        outcome = _text(begin[0])
-        if outcome == "skip":
-            bound.debug("nothing to run", status=_text(begin[1]))
-            return
-        last_index = int(begin[1])
-        deliveries = str(begin[2]) if outcome == "run" else ""
-        writer = JobEvents(
-            self._redis,
-            provider,
-            job.request_id,
-            context=job.request.a2a(),
-            stream_key=stream_key,
-            entry_id=entry_id,
-            deliveries=deliveries,
-            last_index=last_index,
-            ttl_ms=ttl_ms,
+        events = partial(
+            self._events, provider, job.request_id, stream_key, entry_id, context=job.request.a2a()
         )
-        if outcome == "dead":
-            last_error = _text(begin[2]) or "no error recorded"
-            self._metrics.dead_letters.labels(provider).inc()
-            bound.error("delivery cap reached; dead-lettered", deliveries=self._settings.max_deliveries)
-            await writer.fail(
-                "dead",
-                DeadLetteredError(
-                    f"the job failed {self._settings.max_deliveries} deliveries",
-                    data={"last_error": last_error[:2000]},
-                ),
-                raw,
-            )
-            return
-        if outcome == "expired":
-            await writer.fail(
-                "expired", RequestTimeoutError("the request's deadline passed while it was queued")
-            )
-            return
-        if outcome == "cancelled":
-            await writer.fail("cancelled", RequestCancelledError("cancelled by the caller"))
-            return
+        match [_text(begin[0]), *begin[1:]]:
+            case ["skip", status]:
+                bound.debug("nothing to run", status=_text(status))
+            case ["cancelled", last_index]:
+                await events(int(last_index)).fail("cancelled", _cancelled())
+            case ["expired", last_index]:
+                await events(int(last_index)).fail(
+                    "expired", RequestTimeoutError("the request's deadline passed while it was queued")
+                )
+            case ["dead", last_index, last_error]:
+                await self._dead_letter_capped(events(int(last_index)), _text(last_error), raw, bound)
+            case ["run", last_index, deliveries, paused_ms]:
+                # BEGIN read this stream's provider's pause: the job's own only when the two match.
+                known_pause = max(0, int(paused_ms)) if job.provider == provider else None
+                writer = events(int(last_index), str(deliveries))
+                await self._deliver(job, writer, int(deliveries), known_pause, running, bound, raw)
+            case _:
+                raise RuntimeError(f"unexpected reply from the BEGIN script: {begin!r}")
+
+    async def _deliver(
+        self,
+        job: Job,
+        writer: JobEvents,
+        deliveries: int,
+        paused_ms: int | None,
+        running: Running,
+        bound: Any,
+        raw: bytes,
+    ) -> None:
+        """One delivery BEGIN let run: the worker-side model check, the attempts, the terminal event."""
+        provider = writer.provider
         try:
             for name in (job.model, *job.fallbacks):
                 self._governance.check(name)  # ALLOWED_MODELS on the worker's side too
@@ -147,19 +142,15 @@ class JobRunner:
             bound.error("job names a model this worker may not run; dead-lettered", error=err.message)
             await writer.fail("dead", err, raw)
             return
-        if int(deliveries) > 1:
+        if deliveries > 1:
             self._metrics.reclaimed.labels(provider).inc()
-        if last_index > 0 and job.stream:
-            await writer.restart(int(deliveries), "the job was delivered again")
-
-        paused_ms = max(0, int(begin[3])) if outcome == "run" and job.provider == provider else None
+        if writer.index > 0 and job.stream:
+            await writer.restart(deliveries, "the job was delivered again")
         try:
             response = await self._execute(job, writer, bound, paused_ms)
         except asyncio.CancelledError:
             if running.cancel_reason == CancelReason.CALLER:
-                await asyncio.shield(
-                    writer.fail("cancelled", RequestCancelledError("cancelled by the caller"))
-                )
+                await asyncio.shield(writer.fail("cancelled", _cancelled()))
                 self._metrics.requests.labels(provider, job.model, "cancelled").inc()
                 return
             raise  # shutdown: left unacknowledged for another worker to reclaim
@@ -173,6 +164,42 @@ class JobRunner:
             await asyncio.shield(writer.fail(status, err))
             return
         await asyncio.shield(writer.done(response))
+
+    async def _dead_letter_capped(self, writer: JobEvents, last_error: str, raw: bytes, bound: Any) -> None:
+        """A job that failed as many deliveries as allowed ends in the dead-letter stream."""
+        cap = self._settings.max_deliveries
+        self._metrics.dead_letters.labels(writer.provider).inc()
+        bound.error("delivery cap reached; dead-lettered", deliveries=cap)
+        error = DeadLetteredError(
+            f"the job failed {cap} deliveries",
+            data={"last_error": (last_error or "no error recorded")[:2000]},
+        )
+        await writer.fail("dead", error, raw)
+
+    def _events(
+        self,
+        provider: str,
+        request_id: str,
+        stream_key: str,
+        entry_id: str,
+        last_index: int,
+        deliveries: str = "",
+        *,
+        context: dict[str, Any],
+    ) -> JobEvents:
+        """The event writer for one delivery; ``deliveries`` empty when no lease is held (a job ended
+        without running)."""
+        return JobEvents(
+            self._redis,
+            provider,
+            request_id,
+            context=context,
+            stream_key=stream_key,
+            entry_id=entry_id,
+            deliveries=deliveries,
+            last_index=last_index,
+            ttl_ms=int(self._settings.result_ttl * 1000),
+        )
 
     async def _execute(self, job: Job, writer: JobEvents, bound: Any, paused_ms: int | None) -> LLMResponse:
         settings = self._settings
@@ -230,6 +257,8 @@ class JobRunner:
     async def _attempt(
         self, job: Job, model: ModelInfo, adapter: ProviderAdapter, writer: JobEvents, attempts: int
     ) -> LLMResponse:
+        """One call to one model: its stream folded by the accumulator ``complete`` uses too, so that
+        both paths end alike, and its text relayed as it arrives."""
         request = job.request
         call = ProviderCall(
             model=model,
@@ -237,34 +266,33 @@ class JobRunner:
             timeout=max(0.001, job.deadline - time.time()),
             headers=request.context.headers(),
         )
-        parts: list[str] = []
-        first: float | None = None
-        end: StreamEnd | None = None
+        accumulator = StreamAccumulator(model.provider)
         relay = job.stream
         async for item in adapter.stream(call):
-            if type(item) is str:
-                parts.append(item)
-                if first is None:
-                    first = time.time()
-                    if relay:
-                        await writer.push_first(item)
-                elif relay:
-                    writer.push(item)
-            else:
-                end = item  # type: ignore[assignment]
-        if end is None:
-            raise ProviderError("the provider's stream ended without a final message")
+            text = accumulator.add(item)
+            if relay and text is not None:
+                if accumulator.deltas == 1:
+                    await writer.push_first(text)
+                else:
+                    writer.push(text)
+        done = accumulator.completion()
+        end = done.end
         if (
             end.ratelimit is not None
             and end.ratelimit.remaining_requests == 0
             and end.ratelimit.reset_requests_s
         ):
             await self._limiter.pause(model.provider, end.ratelimit.reset_requests_s, "remaining requests 0")
-        now = time.time()
+        return self._response(job, model, done, attempts)
+
+    def _response(self, job: Job, model: ModelInfo, done: Completion, attempts: int) -> LLMResponse:
+        """The attempt's stream as the job's response, counted in the metrics."""
+        end = done.end
         usage = end.usage
-        latency = now - job.enqueued_at
+        latency = time.time() - job.enqueued_at
         labels = (model.provider, model.name)
         self._metrics.latency.labels(*labels).observe(latency)
+        first = done.first_token_at
         if first is not None:
             self._metrics.ttft.labels(*labels).observe(first - job.enqueued_at)
         self._metrics.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
@@ -276,16 +304,16 @@ class JobRunner:
             request_id=job.request_id,
             model=model.name,
             provider=model.provider,
-            content="".join(parts),
+            content=done.text,
             finish_reason=end.finish_reason,
-            usage=usage,
-            cost_usd=cost,
             latency_ms=round(latency * 1000, 3),
             ttft_ms=round((first - job.enqueued_at) * 1000, 3) if first is not None else None,
+            usage=usage,
+            cost_usd=cost,
             attempts=attempts,
-            trace_id=request.trace_id,
-            source_agent=request.source_agent,
-            session_id=request.session_id,
+            trace_id=job.request.trace_id,
+            source_agent=job.request.source_agent,
+            session_id=job.request.session_id,
         )
 
     async def _record_error(self, job: Job, err: LLMRelayError) -> None:
@@ -306,17 +334,7 @@ class JobRunner:
             request_id = "invalid-" + entry_id
         log.error("undecodable job dead-lettered", provider=provider, entry_id=entry_id, error=err.message)
         self._metrics.dead_letters.labels(provider).inc()
-        writer = JobEvents(
-            self._redis,
-            provider,
-            request_id,
-            context={},
-            stream_key=stream_key,
-            entry_id=entry_id,
-            deliveries="",
-            last_index=0,
-            ttl_ms=int(self._settings.result_ttl * 1000),
-        )
+        writer = self._events(provider, request_id, stream_key, entry_id, 0, context={})
         await writer.fail("dead", err, raw[:65536])
 
 
@@ -331,6 +349,10 @@ def _backoff(retry: int, base: float, cap: float, retry_after: float | None) -> 
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
+
+
+def _cancelled() -> RequestCancelledError:
+    return RequestCancelledError("cancelled by the caller")
 
 
 def _text(value: Any) -> str:

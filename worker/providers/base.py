@@ -1,15 +1,17 @@
-"""The small protocol every provider adapter implements, and the accumulator that makes `complete`."""
+"""The small protocol every provider adapter implements, and the one accumulator of its stream."""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from llmrelay.shared.catalog import ModelInfo, Provider
-from llmrelay.shared.errors import AuthenticationError, LLMRelayError
+from llmrelay.shared.errors import AuthenticationError, LLMRelayError, ProviderError
 from llmrelay.shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.worker.providers import _common
 
 
 @dataclass(slots=True)
@@ -43,10 +45,18 @@ class StreamEnd:
     ratelimit: RateLimitInfo | None = None
 
 
+#: What an adapter stream yields: text deltas, then one ``StreamEnd``. Tool-call deltas join this union
+#: when the adapters stream them; ``StreamAccumulator.add`` is where they will be folded in.
+StreamItem: TypeAlias = str | StreamEnd
+
+
 @dataclass(slots=True)
 class Completion:
+    """A whole stream: its text, its end, and when its first text delta arrived (epoch seconds)."""
+
     text: str
     end: StreamEnd
+    first_token_at: float | None = None
 
 
 class ProviderAdapter(Protocol):
@@ -59,7 +69,7 @@ class ProviderAdapter(Protocol):
 
     name: Provider
 
-    def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]: ...
+    def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]: ...
 
     async def complete(self, call: ProviderCall) -> Completion: ...
 
@@ -83,13 +93,13 @@ class SDKAdapter(ABC):
         """The adapter module's single translation point."""
 
     @abstractmethod
-    def _stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+    def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         """The SDK call, yielding text deltas and then one StreamEnd."""
 
     async def complete(self, call: ProviderCall) -> Completion:
-        return await drain(self.stream(call))
+        return await drain(self.stream(call), self.name)
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         if not self._has_key:
             raise AuthenticationError(
                 f"no API key configured for {self.name}", data={"provider": self.name, "status": None}
@@ -103,15 +113,52 @@ class SDKAdapter(ABC):
             raise self._translate(exc) from None
 
 
-async def drain(events: AsyncIterator[str | StreamEnd]) -> Completion:
-    """``complete`` is the stream drained, so the streaming and non-streaming paths cannot disagree."""
-    parts: list[str] = []
-    end: StreamEnd | None = None
+class StreamAccumulator:
+    """The one fold of an adapter stream into a ``Completion``: ``complete`` and the job runner both
+    consume streams through it, so the streaming and non-streaming paths cannot disagree.
+
+    ``add`` takes the items in order and returns the text to relay (None for the end); ``completion``
+    then gives the result. A stream that stops before its ``StreamEnd`` was cut short: that is a
+    ``ProviderUnavailableError`` (retryable), the same error the adapters raise when the SDK's own
+    stream ends early. An item after the end breaks the adapter protocol: a ``ProviderError``.
+    """
+
+    __slots__ = ("_end", "_first_at", "_parts", "_provider")
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+        self._parts: list[str] = []
+        self._end: StreamEnd | None = None
+        self._first_at: float | None = None
+
+    @property
+    def deltas(self) -> int:
+        """How many text deltas have arrived."""
+        return len(self._parts)
+
+    def add(self, item: StreamItem) -> str | None:
+        if self._end is not None:
+            raise ProviderError(
+                f"{self._provider}: the adapter yielded after its final message",
+                data={"provider": self._provider, "status": None},
+            )
+        if isinstance(item, StreamEnd):
+            self._end = item
+            return None
+        if self._first_at is None:
+            self._first_at = time.time()
+        self._parts.append(item)
+        return item
+
+    def completion(self) -> Completion:
+        if self._end is None:
+            raise _common.connection_error(self._provider, "stream ended without a final message")
+        return Completion("".join(self._parts), self._end, self._first_at)
+
+
+async def drain(events: AsyncIterator[StreamItem], provider: Provider) -> Completion:
+    """A whole stream through the one accumulator."""
+    accumulator = StreamAccumulator(provider)
     async for item in events:
-        if isinstance(item, str):
-            parts.append(item)
-        else:
-            end = item
-    if end is None:
-        end = StreamEnd(finish_reason="other", usage=Usage())
-    return Completion("".join(parts), end)
+        accumulator.add(item)
+    return accumulator.completion()
