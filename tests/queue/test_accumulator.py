@@ -12,6 +12,7 @@ from llmrelay.producer import LLMProducer
 from llmrelay.shared import LLMRequest, ProviderError, ProviderUnavailableError, Settings
 from llmrelay.shared.catalog import Provider
 from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.events import DoneEvent, TokenEvent
 from llmrelay.shared.models import Usage
 from llmrelay.worker.providers import ProviderCall, StreamEnd, _common
 from llmrelay.worker.providers.base import SDKAdapter, StreamAccumulator, StreamItem, drain
@@ -111,11 +112,12 @@ async def test_the_runner_retries_a_stream_cut_before_its_end(
         events = [e async for e in producer.events(_req())]
     finally:
         await worker.stop(grace=1)
-    assert [e["type"] for e in events] == ["token", "restart", "token", "token", "done"]
-    assert [e["text"] for e in events if e["type"] == "token"][1:] == ["Hel", "lo"]
-    response = events[-1]["response"]
-    assert (response["content"], response["attempts"], response["finish_reason"]) == ("Hello", 2, "stop")
-    assert response["usage"]["completion_tokens"] == 2 and response["ttft_ms"] is not None
+    assert [e.type for e in events] == ["token", "restart", "token", "token", "done"]
+    assert [e.text for e in events if isinstance(e, TokenEvent)][1:] == ["Hel", "lo"]
+    assert isinstance(events[-1], DoneEvent)
+    response = events[-1].response
+    assert (response.content, response.attempts, response.finish_reason) == ("Hello", 2, "stop")
+    assert response.usage.completion_tokens == 2 and response.ttft_ms is not None
     assert adapter.calls == 2
 
 
