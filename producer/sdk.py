@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
-import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from llmrelay.producer import batches
@@ -29,7 +28,7 @@ from llmrelay.shared.errors import (
 )
 from llmrelay.shared.events import DoneEvent, RestartEvent, StreamEvent, TokenEvent
 from llmrelay.shared.governance import Governance
-from llmrelay.shared.jobs import Job
+from llmrelay.shared.jobs import Job, decode_error, decode_result
 from llmrelay.shared.models import LLMRequest, LLMResponse
 from llmrelay.shared.queue import cancel_request, enqueue, make_job
 from llmrelay.shared.settings import Settings
@@ -213,7 +212,7 @@ class LLMProducer:
                 if state == "full":
                     raise self._queue_full(job)
                 if state == "done":
-                    yield DoneEvent(0, LLMResponse.model_validate_json(detail))
+                    yield DoneEvent(0, decode_result(detail))
                     return
                 if state not in ("queued", "exists"):
                     raise _stored_error(detail, job.request_id, state)
@@ -300,7 +299,7 @@ async def _response_of(stream: AsyncIterator[StreamEvent]) -> LLMResponse:
 
 def _stored_error(raw: Any, request_id: str, status: str) -> LLMRelayError:
     if raw:
-        return LLMRelayError.from_dict(orjson.loads(raw))
+        return LLMRelayError.from_dict(decode_error(raw))
     return InvalidRequestError(f"request {request_id!r} ended as {status}")  # pragma: no cover
 
 

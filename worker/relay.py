@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from llmrelay.shared import events, keys, scripts
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.events import DoneEvent, ErrorEvent, RestartEvent, StreamEvent, TokenEvent
+from llmrelay.shared.jobs import encode_error, encode_result
 from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.scripts import LuaScript
 
@@ -118,7 +118,7 @@ class JobEvents:
         except LeaseLostError:
             return False
         event = DoneEvent(self.index + 1, response)
-        return await self._finish("done", event, response.__pydantic_serializer__.to_json(response))
+        return await self._finish("done", event, encode_result(response))
 
     async def fail(self, status: str, error: LLMRelayError, job_payload: bytes = b"") -> bool:
         self.discard()
@@ -128,7 +128,7 @@ class JobEvents:
             except LeaseLostError:
                 return False
         event = ErrorEvent.of(self.index + 1, error)
-        return await self._finish(status, event, orjson.dumps(event.error), job_payload)
+        return await self._finish(status, event, encode_error(error), job_payload)
 
     async def _finish(self, status: str, event: StreamEvent, stored: bytes, job_payload: bytes = b"") -> bool:
         # FINISH places the event after the log's last one, so it is handed the bytes around the index.

@@ -24,7 +24,7 @@ from llmrelay.shared.errors import (
     RequestTimeoutError,
 )
 from llmrelay.shared.governance import Governance, estimate_prompt_tokens
-from llmrelay.shared.jobs import Job
+from llmrelay.shared.jobs import Job, read_entry
 from llmrelay.shared.metrics import WorkerMetrics
 from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.redaction import redact
@@ -86,8 +86,8 @@ class JobRunner:
         self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes], running: Running
     ) -> None:
         stream_key = keys.work_stream(provider, lane)
-        raw = fields.get(b"j", b"")
-        request_id = fields.get(b"id", b"").decode(errors="replace") or entry_id
+        request_id, raw = read_entry(fields)
+        request_id = request_id or entry_id
         try:
             job = Job.decode(raw)
         except InvalidRequestError as err:

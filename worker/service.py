@@ -31,6 +31,7 @@ from llmrelay.shared import keys
 from llmrelay.shared.catalog import PROVIDERS
 from llmrelay.shared.connections import blocking_pool
 from llmrelay.shared.governance import Governance
+from llmrelay.shared.jobs import read_entry
 from llmrelay.shared.metrics import WorkerMetrics
 from llmrelay.shared.payloads import WorkerHeartbeat, encode_heartbeat, encode_metrics_snapshot
 from llmrelay.shared.settings import Settings
@@ -233,7 +234,7 @@ class Worker:
         return most if read.per_stream else started
 
     def _launch(self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        request_id = fields.get(b"id", b"").decode(errors="replace")
+        request_id, _job = read_entry(fields)
         running = Running(request_id=request_id, entry_id=entry_id, lane=lane)
         self._running[provider][entry_id] = running
         if lane == "batch":
