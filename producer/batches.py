@@ -132,6 +132,10 @@ async def status(redis: Redis, batch_id: str) -> BatchStatus:
         for offset, raw in enumerate(statuses):
             name = _item_status(raw, start + offset, fed, cancelled)
             counts[name] = counts.get(name, 0) + 1
+            if raw is not None:
+                # Items are fed in order and have a state once fed: the feeder's checkpoint, read
+                # before the states, may lag behind them (items can even finish before it is written).
+                fed = max(fed, start + offset + 1)
     total = int(info.get("total", len(entries)))
     completed = sum(n for name, n in counts.items() if name in TERMINAL_ITEM_STATES)
     state = info.get("state", "feeding")
