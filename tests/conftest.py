@@ -172,7 +172,7 @@ def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail("the session's redis-server did not start")
         time.sleep(0.02)
     try:
-        yield f"redis://127.0.0.1:{port}/{db}"
+        yield f"redis://127.0.0.1:{port}/1"  # the server is this run's own
     finally:
         proc.terminate()
         proc.wait(10)
