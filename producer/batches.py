@@ -133,10 +133,15 @@ def _item_status(raw: Any, index: int, batch: BatchMeta) -> str:
 
 async def status(redis: Redis, batch_id: str) -> BatchStatus:
     batch = await meta(redis, batch_id)
+    fed = batch.fed
     counts: dict[str, int] = {}
     async for index, raw in _statuses(redis, await items(redis, batch_id)):
         name = _item_status(raw, index, batch)
         counts[name] = counts.get(name, 0) + 1
+        if raw is not None:
+            # Items are fed in order and have a state once fed: the feeder's checkpoint, read before
+            # the states, may lag behind them (items can even finish before it is written).
+            fed = max(fed, index + 1)
     completed = sum(n for name, n in counts.items() if name in TERMINAL_ITEM_STATES)
     state = batch.state
     if state != "cancelled" and completed >= batch.total:
@@ -145,7 +150,7 @@ async def status(redis: Redis, batch_id: str) -> BatchStatus:
         batch_id=batch_id,
         state=state,
         total=batch.total,
-        fed=batch.fed,
+        fed=fed,
         counts=counts,
         completed=completed,
         created_at=batch.created,

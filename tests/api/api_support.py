@@ -1,4 +1,4 @@
-"""Helpers the façade tests share: the canary key, polling, JSON-RPC and chat bodies, SSE reading."""
+"""Helpers the façade tests share: the canary key, JSON-RPC and chat bodies, SSE reading."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 
 import httpx2
 import orjson
-
-from tests.support import poll  # noqa: F401 - re-exported for the tests of this package
 
 #: Provider keys planted in the settings; the openai one is a canary that must never leave the service.
 CANARY = f"sk-canary-{uuid.uuid4().hex}"

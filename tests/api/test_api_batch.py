@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from api_support import chat, poll, rpc
+from api_support import chat, rpc
 
 from llmrelay.producer import LLMProducer
 from llmrelay.producer.api import create_app
@@ -16,6 +16,7 @@ from llmrelay.shared.catalog import PROVIDERS
 from llmrelay.simulator.reply import reply_for
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
+from tests.support import poll
 
 MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
 

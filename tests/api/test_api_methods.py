@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from api_support import poll, rpc
+from api_support import rpc
 
 from llmrelay.producer import LLMProducer
 from llmrelay.producer.api import METHODS, Context, create_app
@@ -15,6 +15,7 @@ from llmrelay.shared import Settings
 from llmrelay.simulator.reply import reply_for
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
+from tests.support import poll
 
 
 def messages(text: str) -> list[dict[str, str]]:

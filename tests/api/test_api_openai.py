@@ -273,9 +273,8 @@ async def test_a_queue_full_refusal_is_429_with_retry_after(
 async def test_a_stream_whose_client_leaves_is_cancelled(
     settings: Settings, worker: Worker, serve: Serve
 ) -> None:
-    from api_support import poll
-
     from llmrelay.producer import LLMProducer
+    from tests.support import poll
 
     live = await serve(settings)
     body = chat("go on [[sim:tokens=300 tps=50]]", stream=True, request_id="oa-leaver")

@@ -20,6 +20,7 @@ from llmrelay.producer.api.server import build_server
 from llmrelay.shared import Settings, keys
 from llmrelay.shared.payloads import decode_metrics_snapshot
 from llmrelay.worker.service import Worker
+from tests.support import poll
 
 Serve = Callable[..., Awaitable[Any]]
 
@@ -86,7 +87,7 @@ async def test_prometheus_text_has_facade_queue_and_worker_metrics(
 async def test_queue_gauges_show_a_backlog(client: httpx2.AsyncClient, producer: LLMProducer) -> None:
     for i in range(3):
         await client.post("/jsonrpc", json=rpc("llm.submit", chat(f"backlog {i}")))
-    time.sleep(0.01)
+    time.sleep(0.01)  # the behaviour under test: the oldest entry ages
     stats = {(s.provider, s.lane): s for s in await admin.stream_stats(producer.redis)}
     backlog = stats["openai", "interactive"]
     assert backlog.depth == 3 and backlog.lag == 3 and backlog.pending == 0
@@ -214,8 +215,7 @@ async def test_lifespan_starts_and_stops_its_own_producer(
         body = (await client.post("/jsonrpc", json=rpc("llm.complete", chat("lifespan")))).json()
         assert body["result"]["content"]
     live.server.should_exit = True
-    while not facade.producer._redis is None:  # noqa: E714 - wait for the lifespan's shutdown
-        await __import__("asyncio").sleep(0.01)
+    await poll(lambda: facade.producer._redis is None)  # the lifespan's shutdown
     assert not facade._started
 
 

@@ -9,13 +9,14 @@ import httpx2
 import orjson
 import pytest
 import redis
-from api_support import poll, read_events, rpc, sse_events
+from api_support import read_events, rpc, sse_events
 
 from llmrelay.producer import LLMProducer
 from llmrelay.producer.api import sse, streams
 from llmrelay.shared import Settings, keys
 from llmrelay.simulator.reply import reply_for
 from llmrelay.worker.service import Worker
+from tests.support import poll
 
 Serve = Callable[..., Awaitable[Any]]
 

@@ -1,4 +1,5 @@
-"""Helpers for the command-line tests: clean environments, processes found through /proc, polling."""
+"""Helpers for the command-line tests: clean environments, our commands in subprocesses, processes found
+through /proc. Waiting for a condition is ``tests.support.wait_for``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
 import pytest
+
+from tests.support import read_log
+from tests.support import wait_for as wait_for  # the command-line tests' files that still import it here
 
 #: Variables that would configure the service from outside; a clean environment has none of them.
 CONFIG_PREFIXES = ("LLMRELAY_", "LLM_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
@@ -35,29 +37,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], object], *, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
-             log: Path | None = None) -> object:  # fmt: skip
-    """Poll ``condition`` until it returns something truthy; fail with the log if ``proc`` dies first."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"process exited ({proc.returncode}) before {what}:\n{read(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {timeout}s:\n{read(log)}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
-
-
-def read(path: Path | None) -> str:
-    if path is None or not path.exists():
-        return ""
-    return path.read_text(errors="replace")[-8000:]
 
 
 def http_ok(url: str) -> bool:
@@ -111,7 +90,7 @@ class Spawned:
         )
 
     def output(self) -> str:
-        return read(self.log)
+        return read_log(self.log)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:

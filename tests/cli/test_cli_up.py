@@ -1,12 +1,13 @@
 """`llmrelay up` end to end, from a clean environment: embedded Redis, simulator, worker, façade, clean stop.
 
 The probe that looks for a Redis on 127.0.0.1:6379 is pointed at a port where nothing listens, so the
-launcher starts its own redis-server on a free port. One stack serves every test of this module; the
-last one stops it and checks that nothing it started is left.
+launcher starts its own redis-server on a free port. One stack serves the tests of this module that
+only use it; the test that stops a stack gets one of its own, and checks that nothing it started is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -28,10 +29,10 @@ from clitools import (
     pids_with_marker,
     snapshot,
     still_running,
-    wait_for,
 )
 
 from llmrelay.cli import redis_server
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +49,9 @@ class Stack:
     children: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    cwd = tmp_path_factory.mktemp("up")  # no .env here
+@contextlib.contextmanager
+def running_stack(cwd: Path) -> Iterator[Stack]:
+    """``llmrelay up`` in ``cwd`` (which has no .env), ready; whatever is left of it is killed at the end."""
     port = free_port()
     env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}")
     spawned = Spawned(
@@ -70,6 +71,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(spawned, f"http://127.0.0.1:{port}", env, cwd, snapshot(spawned))
     finally:
         spawned.kill_all()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack the tests that only send it requests share (none of them stops or signals it)."""
+    with running_stack(tmp_path_factory.mktemp("up")) as shared:
+        yield shared
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack for one test that stops it."""
+    with running_stack(tmp_path) as own:
+        yield own
 
 
 def test_up_starts_every_part_from_nothing(stack: Stack) -> None:
@@ -169,8 +184,13 @@ def test_complete_command_reports_a_refused_model(stack: Stack) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
+def test_sigint_stops_everything_cleanly(own_stack: Stack) -> None:
+    stack = own_stack
     assert stack.children, "no child processes were seen"
+    # It stops cleanly after having served a request (its workers and façade hold connections).
+    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+    with httpx2.Client(timeout=30, trust_env=False) as client:
+        assert client.post(f"{stack.base}/jsonrpc", json=_rpc("llm.complete", params)).status_code == 200
     started = time.monotonic()
     code = stack.spawned.stop(signal.SIGINT, timeout=STOP_TIMEOUT)
     output = stack.spawned.output()

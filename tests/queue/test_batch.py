@@ -22,7 +22,7 @@ from llmrelay.shared.batch import FED_FIELD, STATE_FIELD, BatchStatus, meta_key
 from llmrelay.simulator.reply import reply_for
 from llmrelay.worker.batch import feed_batch
 from llmrelay.worker.service import Worker
-from tests.queue.conftest import poll, rdb
+from tests.support import poll, rdb
 
 MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
 
@@ -54,6 +54,17 @@ async def test_a_batch_runs_every_item_once_and_reads_back_in_order(
         assert r.response.model == MODELS[i % 3]
     page = [r.index async for r in producer.batch_results(batch_id, offset=10, limit=5)]
     assert page == [10, 11, 12, 13, 14]
+
+
+async def test_status_counts_items_fed_before_the_feeder_checkpoints_them(
+    producer: LLMProducer, settings: Settings
+) -> None:
+    await producer.submit_batch([item(i, "gpt-4.1-mini") for i in range(3)], batch_id="lagging")
+    await feed_batch(_ctx(settings), "lagging")
+    # The moment between the items going in (and maybe finishing) and the checkpoint being written.
+    rdb(settings.redis_url).hset(meta_key("lagging"), "fed", 0)
+    status = await producer.batch_status("lagging")
+    assert (status.fed, status.counts) == (3, {"queued": 3})
 
 
 async def test_items_run_on_the_batch_lane(producer: LLMProducer, settings: Settings) -> None:

@@ -21,7 +21,7 @@ from llmrelay.shared.events import StreamEvent, TokenEvent
 from llmrelay.simulator.reply import reply_for
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
-from tests.queue.conftest import WorkerProcess, poll, rdb
+from tests.support import DEFAULT_LEASE, WorkerProcess, poll, rdb
 
 pytestmark = pytest.mark.slow
 
@@ -119,8 +119,10 @@ async def test_two_workers_share_one_requests_per_minute_limit(
 ) -> None:
     rpm = 1200  # 20 per second
     limits = orjson.dumps({"openai": {"rpm": rpm}}).decode()
-    spawn(LLMRELAY_RATE_LIMITS=limits)
-    spawn(LLMRELAY_RATE_LIMITS=limits)
+    # Jobs wait seconds in the limiter while their worker renews their leases: with the fixtures' short
+    # lease, a worker starved by a busy machine loses them to the other one, which runs them again.
+    spawn(LLMRELAY_RATE_LIMITS=limits, LLMRELAY_LEASE_SECONDS=DEFAULT_LEASE)
+    spawn(LLMRELAY_RATE_LIMITS=limits, LLMRELAY_LEASE_SECONDS=DEFAULT_LEASE)
     jobs = 80
     await asyncio.gather(*(producer.complete(req(f"limited {i}")) for i in range(jobs)))
     stamps = sorted(r["ts"] for r in sim.requests())
@@ -136,8 +138,9 @@ async def test_two_workers_share_one_requests_per_minute_limit(
 async def test_a_429_pauses_every_worker(
     spawn: Callable[..., WorkerProcess], producer: LLMProducer, sim: SimulatorServer, settings: Settings
 ) -> None:
-    spawn()
-    spawn()
+    # Jobs wait out the pause while their worker renews their leases (see the test above).
+    spawn(LLMRELAY_LEASE_SECONDS=DEFAULT_LEASE)
+    spawn(LLMRELAY_LEASE_SECONDS=DEFAULT_LEASE)
     sim.add_fault("429", retry_after=1.5, times=1, provider="openai")
     first = asyncio.create_task(producer.complete(req("trigger")))
     await poll(lambda: any(r["ts"] for r in sim.requests()), timeout=5)

@@ -53,7 +53,7 @@ async def test_two_workers_run_each_scheduled_round_once(redis_url: str, client:
     workers = [housekeeper(settings, ["openai"], governance, second=set(range(60))) for _ in range(2)]
     tasks = [asyncio.create_task(w.async_run()) for w in workers]
     try:
-        await asyncio.sleep(3.5)
+        await asyncio.sleep(3.5)  # the behaviour under test: rounds are due every second for 3.5 s
     finally:
         for t in tasks:
             t.cancel()

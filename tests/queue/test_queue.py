@@ -26,7 +26,7 @@ from llmrelay.shared.jobs import Job
 from llmrelay.simulator.reply import reply_for
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
-from tests.queue.conftest import poll, rdb
+from tests.support import poll, rdb
 
 MODELS = ["gpt-4.1", "gpt-5", "claude-3-5-haiku", "gemini-2.0-flash"]
 
@@ -96,11 +96,20 @@ async def test_same_request_id_runs_once_and_both_callers_get_the_result(
 async def test_second_caller_streams_from_the_start(
     producer: LLMProducer, worker: Worker, settings: Settings
 ) -> None:
-    r = req("late joiner [[sim:tps=100 tokens=15]]", request_id="join-1")
+    # Slow enough that the job is still running when the second caller comes (3 s: a generous bound
+    # for the moment between the third token and the second caller's request).
+    r = req("late joiner [[sim:tps=5 tokens=15]]", request_id="join-1")
+    log = rdb(settings.redis_url)
     first = asyncio.create_task(_collect(producer.stream(r)))
-    await asyncio.sleep(0.05)
+    # The second caller joins once tokens are in the log: pub/sub does not replay them, only the log
+    # catch-up of the late-join path can give it the start of the text.
+    await poll(lambda: log.xlen(keys.events("openai", "join-1")) >= 3)
     async with LLMProducer(settings) as other:
-        late = await _collect(other.stream(r))
+        late_stream = other.stream(r)
+        head = await anext(late_stream)
+        still_running = await producer.status("join-1") == "running"
+        late = head + await _collect(late_stream)
+    assert still_running  # it joined a running job, not read a stored result
     assert late == await first == "".join(reply_for("late joiner", 15))
 
 
@@ -192,7 +201,7 @@ async def test_job_past_its_deadline_is_never_started(
     settings: Settings, producer: LLMProducer, sim: SimulatorServer
 ) -> None:
     request_id = await producer.submit(req("too late", timeout=0.2))
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # the behaviour under test: the deadline passes while the job is queued
     w = Worker(settings, concurrency=4)
     await w.start()
     try:
@@ -216,17 +225,31 @@ async def test_deadline_cuts_a_slow_generation(producer: LLMProducer, worker: Wo
 
 
 async def test_cancel_a_queued_job(producer: LLMProducer, settings: Settings, sim: SimulatorServer) -> None:
+    client = rdb(settings.redis_url)
+    stream = keys.work_stream("openai", "interactive")
     request_id = await producer.submit(req("cancel me while queued"))
+    [(_, fields)] = client.xrange(stream)
     assert await producer.cancel(request_id)
+    assert client.xlen(stream) == 0  # its entry is gone: it takes no room in the queue
     assert not await producer.cancel(request_id)  # it had ended: this call cancelled nothing
     with pytest.raises(RequestCancelledError):
         await producer.result(request_id, timeout=5)
+    # The entry as a worker that read it just before the cancel still holds it, and a job queued
+    # after it: once the worker has run that one, it has seen the cancelled one too.
+    client.xadd(stream, fields)
+    after = await producer.submit(req("queued after the cancelled one"))
     w = Worker(settings, concurrency=4)
     await w.start()
-    await asyncio.sleep(0.2)
-    await w.stop(grace=1)
-    assert sim.requests() == []
-    assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "interactive")) == 0
+    try:
+        assert (await producer.result(after, timeout=30)).content
+    finally:
+        await w.stop(grace=1)
+    prompts = [r["body"]["messages"][-1]["content"] for r in sim.requests()]
+    assert prompts == ["queued after the cancelled one"]  # the cancelled job never reached the provider
+    assert await producer.status(request_id) == "cancelled"
+    with pytest.raises(RequestCancelledError):
+        await producer.result(request_id, timeout=5)
+    assert client.xlen(stream) == 0
 
 
 async def test_cancel_a_running_job_frees_its_slot(producer: LLMProducer, worker: Worker) -> None:
