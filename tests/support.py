@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import redis
 
 from llmrelay.shared import Settings, keys
+from llmrelay.shared.payloads import decode_each, decode_heartbeat
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,14 +78,9 @@ def rdb(url: str) -> redis.Redis:
 
 def heartbeat_pids(client: redis.Redis) -> set[int]:
     """The pids in the heartbeats of the registered workers."""
-    pids: set[int] = set()
-    for member in client.zrange(keys.WORKERS_REGISTRY, 0, -1):
-        raw = client.get(keys.worker_heartbeat(member.decode()))
-        if raw:
-            pid = orjson.loads(raw).get("pid")
-            if isinstance(pid, int):
-                pids.add(pid)
-    return pids
+    members = client.zrange(keys.WORKERS_REGISTRY, 0, -1)
+    raw = client.mget([keys.worker_heartbeat(m.decode()) for m in members]) if members else []
+    return {beat["pid"] for beat in decode_each(decode_heartbeat, raw)}
 
 
 class WorkerProcess:

@@ -16,7 +16,6 @@ import httpx2
 import pytest
 
 from tests.support import read_log
-from tests.support import wait_for as wait_for  # the command-line tests' files that still import it here
 
 #: Variables that would configure the service from outside; a clean environment has none of them.
 CONFIG_PREFIXES = ("LLMRELAY_", "LLM_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from clitools import Spawned, clean_env, free_port, http_ok, wait_for
+from clitools import Spawned, clean_env, free_port, http_ok
 
 from llmrelay.shared import keys
 from llmrelay.shared.payloads import WorkerHeartbeat, decode_each, decode_heartbeat
+from tests.support import heartbeat_pids, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,10 +42,6 @@ def _heartbeats(client: redis.Redis) -> list[WorkerHeartbeat]:
     )
 
 
-def _heartbeat_pids(client: redis.Redis) -> set[int]:
-    return {beat["pid"] for beat in _heartbeats(client)}
-
-
 def test_worker_command_registers_and_drains_on_sigterm(
     spawn: Callable[..., Spawned], redis_url: str
 ) -> None:
@@ -53,7 +50,7 @@ def test_worker_command_registers_and_drains_on_sigterm(
     client = redis.Redis.from_url(redis_url)
     try:
         wait_for(
-            lambda: worker.proc.pid in _heartbeat_pids(client),
+            lambda: worker.proc.pid in heartbeat_pids(client),
             timeout=TIMEOUT,
             what="the worker's heartbeat",
             proc=worker.proc,
@@ -63,7 +60,7 @@ def test_worker_command_registers_and_drains_on_sigterm(
         assert sorted(beat["providers"]) == ["gemini", "openai"]
         assert beat["concurrency"] == 4
         assert worker.stop(signal.SIGTERM, timeout=TIMEOUT) == 0, worker.output()
-        assert worker.proc.pid not in _heartbeat_pids(client)
+        assert worker.proc.pid not in heartbeat_pids(client)
     finally:
         client.close()
 

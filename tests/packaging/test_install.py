@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.clitools import clean_env, free_port, http_ok, wait_for
+from tests.cli.clitools import clean_env, free_port, http_ok
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker import runner as runner_module
 from llmrelay.worker.runner import Running
 from llmrelay.worker.service import Worker
-from tests.queue.conftest import poll, rdb
+from tests.support import poll, rdb
 
 STREAM = keys.work_stream("openai", "interactive")
 
