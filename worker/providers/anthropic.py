@@ -51,17 +51,14 @@ _ERROR_TYPE_STATUS: dict[str, int] = {
 }
 
 
-class AnthropicAdapter(SDKAdapter):
+class AnthropicAdapter(SDKAdapter[anthropic.AsyncAnthropic]):
     """One ``AsyncAnthropic`` client per process, on an explicitly sized httpx2 pool, SDK retries off."""
 
     name: Provider = PROVIDER
 
-    def __init__(self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None) -> None:
-        key = _common.read_key(settings, PROVIDER)
-        self._has_key = key is not None
-        self._http = http_client or _common.build_http_client(settings)
-        self._client = anthropic.AsyncAnthropic(
-            api_key=key or _common.PLACEHOLDER_KEY,
+    def _build_client(self, settings: Settings, key: str) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=key,
             base_url=_common.base_url(settings, PROVIDER),
             max_retries=0,
             timeout=settings.request_timeout,

@@ -6,11 +6,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Generic, Protocol, TypeAlias, TypeVar
+
+import httpx2
 
 from llmrelay.shared.catalog import ModelInfo, Provider
 from llmrelay.shared.errors import AuthenticationError, LLMRelayError, ProviderError
 from llmrelay.shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
 
 
@@ -76,16 +79,29 @@ class ProviderAdapter(Protocol):
     async def aclose(self) -> None: ...
 
 
-class SDKAdapter(ABC):
-    """What every adapter shares: the missing-key check, ``complete`` as the drained stream, and one
-    translation point where any SDK or transport exception becomes a ``shared`` error.
+ClientT = TypeVar("ClientT")
 
-    A subclass sets ``name`` and ``_has_key``, implements ``_stream`` (the SDK call) and points
-    ``_translate`` at its module's translation function.
+
+class SDKAdapter(ABC, Generic[ClientT]):
+    """What every adapter shares: one SDK client per process on an httpx2 pool of ours, the
+    missing-key check, ``complete`` as the drained stream, and one translation point where any SDK or
+    transport exception becomes a ``shared`` error.
+
+    A subclass sets ``name``, builds its SDK client in ``_build_client``, implements ``_stream`` (the
+    SDK call) and points ``_translate`` at its module's translation function.
     """
 
     name: Provider
-    _has_key: bool
+
+    def __init__(self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None) -> None:
+        key = _common.read_key(settings, self.name)
+        self._has_key = key is not None
+        self._http = http_client or _common.build_http_client(settings)
+        self._client: ClientT = self._build_client(settings, key or _common.PLACEHOLDER_KEY)
+
+    @abstractmethod
+    def _build_client(self, settings: Settings, key: str) -> ClientT:
+        """The SDK client, on ``self._http``, with the SDK's own retries off."""
 
     @staticmethod
     @abstractmethod

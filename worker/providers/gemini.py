@@ -36,19 +36,16 @@ _FINISH: dict[str, FinishReason] = {
 _NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 
 
-class GeminiAdapter(SDKAdapter):
+class GeminiAdapter(SDKAdapter[genai.Client]):
     """One ``genai.Client`` per process, given an httpx2 client of ours (never aiohttp), no retries."""
 
     name: Provider = PROVIDER
 
-    def __init__(self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None) -> None:
-        key = _common.read_key(settings, PROVIDER)
-        self._has_key = key is not None
+    def _build_client(self, settings: Settings, key: str) -> genai.Client:
         # Handing the SDK an httpx2 client also keeps it off aiohttp should that ever be installed.
-        self._http = http_client or _common.build_http_client(settings)
-        self._client = genai.Client(
+        return genai.Client(
             vertexai=False,
-            api_key=key or _common.PLACEHOLDER_KEY,
+            api_key=key,
             http_options=types.HttpOptions(
                 base_url=_common.base_url(settings, PROVIDER),
                 api_version=API_VERSION,
