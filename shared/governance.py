@@ -28,7 +28,7 @@ CHARS_PER_TOKEN = 4
 
 
 def estimate_prompt_tokens(request: LLMRequest) -> int:
-    chars = sum(len(m.content) for m in request.messages)
+    chars = sum(len(m.text) for m in request.messages)
     return max(1, chars // CHARS_PER_TOKEN + 4 * len(request.messages))
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any, Literal
 
+import jsonschema
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from llmrelay.shared.catalog import Provider, Tier
 
@@ -16,23 +19,217 @@ MAX_TOTAL_CHARS = 8_000_000
 MAX_TOKENS_LIMIT = 1_000_000
 MAX_METADATA_BYTES = 16_384
 MAX_TIMEOUT_SECONDS = 3600.0
+MAX_TOOLS = 128
+MAX_SCHEMA_BYTES = 65_536
+#: An image or document travels inside the job: 20 MiB of base64 (the providers' inline limits are 20-32 MB).
+MAX_INLINE_BYTES = 20 * 1024 * 1024
+IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+DOCUMENT_MEDIA_TYPES = frozenset({"application/pdf"})
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 Priority = Literal["interactive", "batch"]
-FinishReason = Literal["stop", "length", "content_filter", "cancelled", "error", "other"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "cancelled", "error", "other"]
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 #: Request ids travel in Redis key names and URLs: keep them to a safe alphabet.
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")]
 ContextText = Annotated[str, StringConstraints(max_length=256, pattern=r"^[\x20-\x7e]*$")]
+#: Every provider accepts these function names (OpenAI's rule is the strictest: 64 of [A-Za-z0-9_-]).
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ToolCallId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=False, validate_default=False)
 
 
+def _json_size(value: Any, what: str) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except TypeError as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+
+
+def _check_schema(schema: dict[str, Any], what: str) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of bounded size; refused with the reason when it is not one."""
+    if _json_size(schema, what) > MAX_SCHEMA_BYTES:
+        raise ValueError(f"{what} is over {MAX_SCHEMA_BYTES} bytes")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"{what} is not a valid JSON Schema: {exc.message}") from None
+    return schema
+
+
+def _check_base64(data: str, what: str) -> str:
+    if len(data) > MAX_INLINE_BYTES:
+        raise ValueError(f"{what} is {len(data)} bytes of base64; at most {MAX_INLINE_BYTES} are accepted")
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not valid base64") from None
+    return data
+
+
+class TextPart(_Strict):
+    type: Literal["text"] = "text"
+    text: str = Field(max_length=MAX_CONTENT_CHARS)
+
+
+class ImagePart(_Strict):
+    """An image, by URL (``https://`` or a ``data:`` URL) or inline as base64 ``data`` with its media type."""
+
+    type: Literal["image"] = "image"
+    url: str | None = Field(default=None, min_length=1, max_length=MAX_INLINE_BYTES)
+    data: str | None = None
+    media_type: str | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImagePart:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("an image part takes either 'url' or 'data' (with 'media_type')")
+        if self.data is not None:
+            if self.media_type not in IMAGE_MEDIA_TYPES:
+                raise ValueError(f"image media_type must be one of {sorted(IMAGE_MEDIA_TYPES)}")
+            _check_base64(self.data, "image data")
+        elif self.url is not None and not self.url.startswith(("https://", "http://", "data:image/")):
+            raise ValueError("an image url must be http(s):// or a data:image/... URL")
+        return self
+
+
+class DocumentPart(_Strict):
+    """A document (a PDF) inline as base64 ``data``."""
+
+    type: Literal["document"] = "document"
+    data: str
+    media_type: str = "application/pdf"
+
+    @model_validator(mode="after")
+    def _pdf(self) -> DocumentPart:
+        if self.media_type not in DOCUMENT_MEDIA_TYPES:
+            raise ValueError(f"document media_type must be one of {sorted(DOCUMENT_MEDIA_TYPES)}")
+        _check_base64(self.data, "document data")
+        return self
+
+
+ContentPart = Annotated[TextPart | ImagePart | DocumentPart, Field(discriminator="type")]
+
+
+class ToolCall(_Strict):
+    """A call the model asked for: which tool, with which arguments (a JSON object)."""
+
+    id: ToolCallId
+    name: ToolName
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class Message(_Strict):
+    """One turn. ``content`` is a string or a list of parts; an assistant turn may instead (or also)
+    carry ``tool_calls``; a ``tool`` turn answers the call named by ``tool_call_id``."""
+
     role: Role
-    content: str = Field(max_length=MAX_CONTENT_CHARS)
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
+    tool_call_id: ToolCallId | None = None
+    name: ToolName | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _bounded(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        if isinstance(value, str) and len(value) > MAX_CONTENT_CHARS:
+            raise ValueError(f"content is over {MAX_CONTENT_CHARS} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant message carries tool_calls")
+        if self.role == "tool":
+            if self.tool_call_id is None:
+                raise ValueError("a tool message needs the tool_call_id of the call it answers")
+            if self.content is None:
+                raise ValueError("a tool message needs content (the tool's result)")
+        elif self.tool_call_id is not None:
+            raise ValueError("only a tool message carries tool_call_id")
+        if self.content is None and not self.tool_calls:
+            raise ValueError("a message needs content (or, from the assistant, tool_calls)")
+        if isinstance(self.content, list):
+            kinds = {part.type for part in self.content}
+            if self.role != "user" and kinds - {"text"}:
+                raise ValueError(f"only a user message may carry {sorted(kinds - {'text'})} parts")
+        return self
+
+    @property
+    def parts(self) -> list[TextPart | ImagePart | DocumentPart]:
+        """The content as parts (a string is one text part)."""
+        if self.content is None:
+            return []
+        if isinstance(self.content, str):
+            return [TextPart(text=self.content)]
+        return list(self.content)
+
+    @property
+    def text(self) -> str:
+        """The text of the content, parts joined by newlines (images and documents left out)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.parts if isinstance(part, TextPart))
+
+
+class Tool(_Strict):
+    """A function the model may call: its name, what it does, and its parameters as a JSON Schema."""
+
+    name: ToolName
+    description: str | None = Field(default=None, max_length=8192)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type") != "object":
+            raise ValueError("a tool's parameters must be a JSON Schema of type 'object'")
+        return _check_schema(value, "the tool's parameters")
+
+
+class NamedToolChoice(_Strict):
+    name: ToolName
+
+
+ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice
+
+
+class TextFormat(_Strict):
+    type: Literal["text"] = "text"
+
+
+class JSONObjectFormat(_Strict):
+    type: Literal["json_object"] = "json_object"
+
+
+class JSONSchemaFormat(_Strict):
+    type: Literal["json_schema"] = "json_schema"
+    name: ToolName = "response"
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_schema(value, "the response schema")
+
+
+ResponseFormat = Annotated[TextFormat | JSONObjectFormat | JSONSchemaFormat, Field(discriminator="type")]
+
+
+class Reasoning(_Strict):
+    """How hard the model thinks: an effort level and/or a token budget, mapped to each provider's control."""
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
 
 
 class A2AContext(_Strict):
@@ -82,6 +279,15 @@ class LLMRequest(_Strict):
     source_agent: ContextText | None = None
     session_id: ContextText | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    tools: list[Tool] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
+    #: Per provider, fields with no portable form, passed to that provider's API as they are. Unportable
+    #: by definition; they never override what llmrelay sets (model, messages, limits, headers).
+    provider_options: dict[Provider, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -105,15 +311,42 @@ class LLMRequest(_Strict):
             raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are accepted")
         return value
 
+    @field_validator("provider_options")
+    @classmethod
+    def _options_bounded(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if _json_size(value, "provider_options") > MAX_METADATA_BYTES:
+            raise ValueError(f"provider_options is over {MAX_METADATA_BYTES} bytes")
+        return value
+
     @field_validator("messages")
     @classmethod
     def _check_conversation(cls, messages: list[Message]) -> list[Message]:
         if all(m.role == "system" for m in messages):
             raise ValueError("messages must contain at least one user or assistant message")
-        total = sum(len(m.content) for m in messages)
+        total = sum(len(m.text) for m in messages)
         if total > MAX_TOTAL_CHARS:
             raise ValueError(f"messages hold {total} characters; at most {MAX_TOTAL_CHARS} are accepted")
+        called: set[str] = set()
+        for i, message in enumerate(messages):
+            for call in message.tool_calls or ():
+                called.add(call.id)
+            if message.role == "tool" and message.tool_call_id not in called:
+                raise ValueError(
+                    f"messages[{i}] answers tool call {message.tool_call_id!r}, which no earlier assistant "
+                    "message made"
+                )
         return messages
+
+    @model_validator(mode="after")
+    def _check_tools(self) -> LLMRequest:
+        names = [tool.name for tool in self.tools or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: each tool needs a name of its own")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.name not in names:
+            raise ValueError(f"tool_choice names {self.tool_choice.name!r}, which is not among the tools")
+        if self.tool_choice in ("required",) and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
 
     @property
     def context(self) -> A2AContext:
@@ -141,16 +374,23 @@ class LLMRequest(_Strict):
 
 
 class Usage(_Strict):
+    """Token counts. ``cached_prompt_tokens`` are part of ``prompt_tokens`` (read from the provider's
+    cache); ``reasoning_tokens`` are part of ``completion_tokens``."""
+
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
+    cached_prompt_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
 
     @classmethod
-    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+    def of(cls, prompt_tokens: int, completion_tokens: int, *, cached: int = 0, reasoning: int = 0) -> Usage:
         return cls(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
+            cached_prompt_tokens=cached,
+            reasoning_tokens=reasoning,
         )
 
 
@@ -163,6 +403,10 @@ class LLMResponse(BaseModel):
     model: str
     provider: Provider
     content: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    #: The reply as JSON when the request asked for ``json_object`` or ``json_schema`` (validated against
+    #: the schema); None otherwise.
+    parsed: Any = None
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -176,13 +420,27 @@ class LLMResponse(BaseModel):
 
 __all__ = [
     "A2AContext",
+    "ContentPart",
+    "DocumentPart",
     "FinishReason",
+    "ImagePart",
+    "JSONObjectFormat",
+    "JSONSchemaFormat",
     "LLMRequest",
     "LLMResponse",
     "Message",
+    "NamedToolChoice",
     "Priority",
     "Provider",
+    "Reasoning",
+    "ReasoningEffort",
+    "ResponseFormat",
     "Role",
+    "TextFormat",
+    "TextPart",
     "Tier",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "Usage",
 ]

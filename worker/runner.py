@@ -270,7 +270,7 @@ class JobRunner:
         relay = job.stream
         async for item in adapter.stream(call):
             text = accumulator.add(item)
-            if relay and text is not None:
+            if relay and isinstance(text, str):
                 if accumulator.deltas == 1:
                     await writer.push_first(text)
                 else:
@@ -305,6 +305,7 @@ class JobRunner:
             model=model.name,
             provider=model.provider,
             content=done.text,
+            tool_calls=done.tool_calls,
             finish_reason=end.finish_reason,
             latency_ms=round(latency * 1000, 3),
             ttft_ms=round((first - job.enqueued_at) * 1000, 3) if first is not None else None,

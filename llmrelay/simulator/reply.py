@@ -22,7 +22,8 @@ Directives
     ``after`` (chunks sent before ``cut`` / ``overloaded_in_stream``), ``times`` (the fault hits only
     the first N requests carrying this exact message text), ``provider`` / ``model`` (the fault only hits
     that provider / model), ``tokens`` (reply length), ``ttft_ms``, ``tps`` (tokens per second),
-    ``slow_first_byte_ms``. Unknown keys and unparsable values are ignored.
+    ``slow_first_byte_ms``, ``calls`` (how many of the declared tools to call at once; see
+    :mod:`llmrelay.simulator.tools`). Unknown keys and unparsable values are ignored.
 """
 
 from __future__ import annotations
@@ -101,11 +102,12 @@ class Directives:
     ttft_ms: float | None = None
     tps: float | None = None
     slow_first_byte_ms: float | None = None
+    calls: int | None = None
 
 
 NO_DIRECTIVES = Directives()
 
-_INT_KEYS = {"after", "times", "tokens"}
+_INT_KEYS = {"after", "times", "tokens", "calls"}
 _FLOAT_KEYS = {"retry_after", "ttft_ms", "tps", "slow_first_byte_ms"}
 _STR_KEYS = {"fault", "provider", "model"}
 _ALIASES = {"tokens_per_second": "tps", "retry-after": "retry_after", "ttft": "ttft_ms"}

@@ -74,6 +74,8 @@ async def test_complete_returns_the_deterministic_reply_with_usage(
         "prompt_tokens": words,
         "completion_tokens": 20,
         "total_tokens": words + 20,
+        "cached_prompt_tokens": 0,
+        "reasoning_tokens": 0,
     }
     assert result.end.api_model == sim_settings.catalog.resolve(model).api_id
 

@@ -15,13 +15,13 @@ from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.events import DoneEvent, TokenEvent
 from llmrelay.shared.models import Usage
 from llmrelay.worker.providers import ProviderCall, StreamEnd, _common
-from llmrelay.worker.providers.base import SDKAdapter, StreamAccumulator, StreamItem, drain
+from llmrelay.worker.providers.base import SDKAdapter, StreamAccumulator, StreamItem, ToolCallDelta, drain
 from llmrelay.worker.service import Worker
 
 END = StreamEnd("stop", Usage.of(3, 2), api_model="gpt-4.1-2025")
 
 
-class ScriptedAdapter(SDKAdapter):
+class ScriptedAdapter(SDKAdapter[None]):
     """An adapter that plays one script of stream items per call, in order (the last one again)."""
 
     name: Provider = "openai"
@@ -30,6 +30,9 @@ class ScriptedAdapter(SDKAdapter):
         self._has_key = True
         self._scripts = list(scripts)
         self.calls = 0
+
+    def _build_client(self, settings: Settings, key: str) -> None:
+        return None  # the script needs no SDK client
 
     @staticmethod
     def _translate(exc: BaseException) -> LLMRelayError:
@@ -137,3 +140,52 @@ async def test_a_stream_that_never_ends_is_the_same_error_on_both_paths(
         await worker.stop(grace=1)
     assert queued.value.message == direct.value.message
     assert adapter.calls == 1 + 2  # the direct call, then the first attempt and its one retry
+
+
+TOOLS_END = StreamEnd("tool_calls", Usage.of(3, 2))
+
+
+def test_tool_call_deltas_fold_into_whole_calls_in_their_order() -> None:
+    accumulator = StreamAccumulator("openai")
+    items: list[StreamItem] = [
+        "Let me check.",
+        ToolCallDelta(1, id="call_b", name="get_time", arguments='{"tz": '),
+        ToolCallDelta(0, id="call_a", name="get_weather"),
+        ToolCallDelta(0, arguments='{"city": "Os'),
+        ToolCallDelta(1, arguments='"UTC"}'),
+        ToolCallDelta(0, arguments='lo"}'),
+        TOOLS_END,
+    ]
+    relayed = [accumulator.add(item) for item in items]
+    assert relayed[:-1] == items[:-1] and relayed[-1] is None
+    done = accumulator.completion()
+    assert done.text == "Let me check." and done.end.finish_reason == "tool_calls"
+    assert [(c.id, c.name, c.arguments) for c in done.tool_calls] == [
+        ("call_a", "get_weather", {"city": "Oslo"}),
+        ("call_b", "get_time", {"tz": "UTC"}),
+    ]
+
+
+def test_a_call_without_arguments_has_an_empty_object() -> None:
+    accumulator = StreamAccumulator("anthropic")
+    accumulator.add(ToolCallDelta(0, id="toolu_1", name="ping"))
+    accumulator.add(TOOLS_END)
+    assert accumulator.completion().tool_calls[0].arguments == {}
+
+
+@pytest.mark.parametrize(
+    ("deltas", "says"),
+    [
+        ([ToolCallDelta(0, id="c", name="f", arguments='{"a": ')], "not JSON"),
+        ([ToolCallDelta(0, id="c", name="f", arguments="[1, 2]")], "not a JSON object"),
+        ([ToolCallDelta(0, name="f", arguments="{}")], "without its id or name"),
+        ([ToolCallDelta(0, id="c", name="bad name", arguments="{}")], "malformed"),
+    ],
+)
+def test_broken_tool_calls_are_a_provider_error(deltas: list[ToolCallDelta], says: str) -> None:
+    accumulator = StreamAccumulator("gemini")
+    for delta in deltas:
+        accumulator.add(delta)
+    accumulator.add(TOOLS_END)
+    with pytest.raises(ProviderError, match=says):
+        accumulator.completion()

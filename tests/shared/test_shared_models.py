@@ -75,8 +75,8 @@ def test_unknown_fields_are_refused() -> None:
 
 
 def test_unknown_fields_inside_a_message_are_refused() -> None:
-    locs = refused_fields(messages=[{"role": "user", "content": "x", "name": "bob"}])
-    assert locs == [("messages", 0, "name")]
+    locs = refused_fields(messages=[{"role": "user", "content": "x", "nickname": "bob"}])
+    assert locs == [("messages", 0, "nickname")]
 
 
 def test_empty_messages_are_refused() -> None:
@@ -107,15 +107,16 @@ def test_only_system_messages_are_refused_naming_messages() -> None:
     assert refused_fields(messages=ONLY_SYSTEM) == [("messages",)]
 
 
-@pytest.mark.parametrize("role", ["tool", "developer", "USER", "", None])
+@pytest.mark.parametrize("role", ["function", "developer", "USER", "", None])
 def test_unknown_role_is_refused(role: Any) -> None:
     locs = refused_fields(messages=[{"role": role, "content": "x"}])
     assert locs == [("messages", 0, "role")]
 
 
-def test_non_string_content_is_refused() -> None:
-    locs = refused_fields(messages=[{"role": "user", "content": ["part"]}])
-    assert locs == [("messages", 0, "content")]
+def test_content_that_is_neither_a_string_nor_parts_is_refused() -> None:
+    for content in (["part"], [{"type": "audio", "data": "AAAA"}], 42):
+        locs = refused_fields(messages=[{"role": "user", "content": content}])
+        assert locs and all(loc[:3] == ("messages", 0, "content") for loc in locs), content
 
 
 def test_content_at_the_limit_is_accepted() -> None:
@@ -379,4 +380,4 @@ def test_response_refuses_unknown_fields_provider_and_finish_reason() -> None:
     with pytest.raises(ValidationError):
         response(provider="mistral")
     with pytest.raises(ValidationError):
-        response(finish_reason="tool_calls")
+        response(finish_reason="exploded")

@@ -11,7 +11,10 @@ from llmrelay.worker.providers.base import (
     ProviderAdapter,
     ProviderCall,
     RateLimitInfo,
+    StreamAccumulator,
     StreamEnd,
+    StreamItem,
+    ToolCallDelta,
     drain,
 )
 from llmrelay.worker.providers.gemini import GeminiAdapter
@@ -45,7 +48,10 @@ __all__ = [
     "ProviderAdapter",
     "ProviderCall",
     "RateLimitInfo",
+    "StreamAccumulator",
     "StreamEnd",
+    "StreamItem",
+    "ToolCallDelta",
     "build_adapter",
     "drain",
 ]

@@ -172,11 +172,11 @@ def _messages(request: LLMRequest) -> tuple[str | None, list[MessageParam]]:
     messages: list[MessageParam] = []
     for message in request.messages:
         if message.role == "system":
-            system.append(message.content)
+            system.append(message.text)
         elif message.role == "user":
-            messages.append({"role": "user", "content": message.content})
+            messages.append({"role": "user", "content": message.text})
         else:
-            messages.append({"role": "assistant", "content": message.content})
+            messages.append({"role": "assistant", "content": message.text})
     return ("\n\n".join(system) if system else None), messages
 
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
 import httpx2
+import orjson
+from pydantic import ValidationError
 
 from llmrelay.shared.catalog import ModelInfo, Provider
 from llmrelay.shared.errors import AuthenticationError, LLMRelayError, ProviderError
-from llmrelay.shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.shared.models import FinishReason, LLMRequest, ToolCall, Usage
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
 
@@ -48,18 +50,34 @@ class StreamEnd:
     ratelimit: RateLimitInfo | None = None
 
 
-#: What an adapter stream yields: text deltas, then one ``StreamEnd``. Tool-call deltas join this union
-#: when the adapters stream them; ``StreamAccumulator.add`` is where they will be folded in.
-StreamItem: TypeAlias = str | StreamEnd
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of one tool call: the call's position in the reply, and whatever of it this chunk says.
+
+    The first delta of a call carries its ``id`` and ``name``; every delta may carry a fragment of its
+    ``arguments`` (JSON text, whole only once all fragments are joined). A provider that sends a call
+    whole sends it as one delta with all of it.
+    """
+
+    call_index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+#: What an adapter stream yields: text deltas and tool-call deltas, in the order the provider sent
+#: them, then one ``StreamEnd``.
+StreamItem: TypeAlias = str | ToolCallDelta | StreamEnd
 
 
 @dataclass(slots=True)
 class Completion:
-    """A whole stream: its text, its end, and when its first text delta arrived (epoch seconds)."""
+    """A whole stream: its text, its tool calls, its end, and when its first delta arrived (epoch s)."""
 
     text: str
     end: StreamEnd
     first_token_at: float | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 class ProviderAdapter(Protocol):
@@ -133,17 +151,19 @@ class StreamAccumulator:
     """The one fold of an adapter stream into a ``Completion``: ``complete`` and the job runner both
     consume streams through it, so the streaming and non-streaming paths cannot disagree.
 
-    ``add`` takes the items in order and returns the text to relay (None for the end); ``completion``
-    then gives the result. A stream that stops before its ``StreamEnd`` was cut short: that is a
-    ``ProviderUnavailableError`` (retryable), the same error the adapters raise when the SDK's own
-    stream ends early. An item after the end breaks the adapter protocol: a ``ProviderError``.
+    ``add`` takes the items in order and returns what to relay (the text, or the tool-call delta;
+    None for the end); ``completion`` then gives the result. A stream that stops before its
+    ``StreamEnd`` was cut short: that is a ``ProviderUnavailableError`` (retryable), the same error the
+    adapters raise when the SDK's own stream ends early. An item after the end breaks the adapter
+    protocol, and so do tool-call arguments that do not join into a JSON object: a ``ProviderError``.
     """
 
-    __slots__ = ("_end", "_first_at", "_parts", "_provider")
+    __slots__ = ("_calls", "_end", "_first_at", "_parts", "_provider")
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
         self._parts: list[str] = []
+        self._calls: dict[int, _PendingCall] = {}
         self._end: StreamEnd | None = None
         self._first_at: float | None = None
 
@@ -152,24 +172,53 @@ class StreamAccumulator:
         """How many text deltas have arrived."""
         return len(self._parts)
 
-    def add(self, item: StreamItem) -> str | None:
+    def add(self, item: StreamItem) -> str | ToolCallDelta | None:
         if self._end is not None:
-            raise ProviderError(
-                f"{self._provider}: the adapter yielded after its final message",
-                data={"provider": self._provider, "status": None},
-            )
+            raise self._broken("the adapter yielded after its final message")
         if isinstance(item, StreamEnd):
             self._end = item
             return None
         if self._first_at is None:
             self._first_at = time.time()
-        self._parts.append(item)
+        if isinstance(item, ToolCallDelta):
+            call = self._calls.setdefault(item.call_index, _PendingCall())
+            call.id = call.id or item.id
+            call.name = call.name or item.name
+            call.arguments.append(item.arguments)
+        else:
+            self._parts.append(item)
         return item
 
     def completion(self) -> Completion:
         if self._end is None:
             raise _common.connection_error(self._provider, "stream ended without a final message")
-        return Completion("".join(self._parts), self._end, self._first_at)
+        calls = [self._finished(index, call) for index, call in sorted(self._calls.items())]
+        return Completion("".join(self._parts), self._end, self._first_at, calls)
+
+    def _finished(self, index: int, call: _PendingCall) -> ToolCall:
+        text = "".join(call.arguments).strip()
+        try:
+            arguments = orjson.loads(text) if text else {}
+        except orjson.JSONDecodeError:
+            raise self._broken(f"tool call {index}'s arguments are not JSON") from None
+        if not isinstance(arguments, dict):
+            raise self._broken(f"tool call {index}'s arguments are not a JSON object")
+        if not call.id or not call.name:
+            raise self._broken(f"tool call {index} came without its id or name")
+        try:
+            return ToolCall(id=call.id, name=call.name, arguments=arguments)
+        except ValidationError as exc:
+            raise self._broken(f"tool call {index} is malformed: {exc.errors()[0]['msg']}") from None
+
+    def _broken(self, what: str) -> ProviderError:
+        return ProviderError(f"{self._provider}: {what}", data={"provider": self._provider, "status": None})
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
 
 
 async def drain(events: AsyncIterator[StreamItem], provider: Provider) -> Completion:

@@ -153,10 +153,10 @@ def _contents(request: LLMRequest) -> tuple[str | None, list[types.Content]]:
     contents: list[types.Content] = []
     for message in request.messages:
         if message.role == "system":
-            system.append(message.content)
+            system.append(message.text)
         else:
             role = "user" if message.role == "user" else "model"
-            contents.append(types.Content(role=role, parts=[types.Part(text=message.content)]))
+            contents.append(types.Content(role=role, parts=[types.Part(text=message.text)]))
     return ("\n\n".join(system) if system else None), contents
 
 

@@ -220,11 +220,11 @@ def _chat_messages(request: LLMRequest) -> list[ChatCompletionMessageParam]:
     out: list[ChatCompletionMessageParam] = []
     for message in request.messages:
         if message.role == "system":
-            out.append({"role": "system", "content": message.content})
+            out.append({"role": "system", "content": message.text})
         elif message.role == "user":
-            out.append({"role": "user", "content": message.content})
+            out.append({"role": "user", "content": message.text})
         else:
-            out.append({"role": "assistant", "content": message.content})
+            out.append({"role": "assistant", "content": message.text})
     return out
 
 
@@ -234,11 +234,11 @@ def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputPara
     items: ResponseInputParam = []
     for message in request.messages:
         if message.role == "system":
-            system.append(message.content)
+            system.append(message.text)
         elif message.role == "user":
-            items.append({"role": "user", "content": message.content})
+            items.append({"role": "user", "content": message.text})
         else:
-            items.append({"role": "assistant", "content": message.content})
+            items.append({"role": "assistant", "content": message.text})
     return ("\n\n".join(system) if system else None), items
 
 
