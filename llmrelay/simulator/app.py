@@ -100,9 +100,10 @@ from .asgi import (
 )
 from .config import SimulatorConfig
 from .faults import PROVIDERS, Fault, FaultBook, error_response, parse_fault_name
-from .providers import Call, StreamPlan, parse_call, render
+from .providers import Call, StreamPlan, WireError, parse_call, render
 from .ratelimits import RateLimitHeaders
 from .reply import Directives, parse_directives, reply_for
+from .tools import json_tokens, plan_calls
 
 __all__ = ["SimulatorApp", "create_app"]
 
@@ -213,7 +214,15 @@ class SimulatorApp:
             )
             await send_simple(send, status, payload, self._headers(provider, rid, JSON, 0) + extra)
             return
-        call = parse_call(api, body, model, stream)
+        try:
+            call = parse_call(api, body, model, stream)
+        except WireError as exc:
+            self._record(scope, provider, api, body, model, bool(stream))
+            status, payload, extra = error_response(
+                provider, 400, api_key=_api_key(scope, provider), request_id="req_" + rid, message=str(exc)
+            )
+            await send_simple(send, status, payload, self._headers(provider, rid, JSON, 0) + extra)
+            return
         if api == "gemini" and call.stream and b"alt=sse" not in scope.get("query_string", b""):
             api = "gemini-json-stream"
         record = (
@@ -252,7 +261,17 @@ class SimulatorApp:
                 await wait_disconnect(receive)
                 return
 
-        tokens = reply_for(call.prompt, n)
+        agent = call.agent
+        call.planned = plan_calls(
+            list(agent.tools), agent.tool_choice, answered=agent.answered, calls=directives.calls,
+            parallel=agent.parallel,
+        )  # fmt: skip
+        if call.planned:
+            tokens: list[str] = []
+        elif agent.schema is not None:
+            tokens = json_tokens(agent.schema, call.prompt, n)
+        else:
+            tokens = reply_for(call.prompt, n)
         truncated = call.max_tokens is not None and call.max_tokens < n
         if truncated:
             tokens = tokens[: max(0, call.max_tokens or 0)]

@@ -250,11 +250,12 @@ def error_response(
     api_key: str,
     request_id: str,
     retry_after: float | None = None,
+    message: str | None = None,
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """``(status, JSON body, extra headers)`` of a provider error.
 
     401 messages quote the key received (``"Incorrect API key provided: sk-..."``), as OpenAI does, so
-    that log and error redaction can be tested end to end.
+    that log and error redaction can be tested end to end. ``message`` replaces the text of any other.
     """
     status = provider_status(provider, status)
     headers: list[tuple[bytes, bytes]] = []
@@ -301,4 +302,7 @@ def error_response(
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}
             ]
         body = {"error": error}
+    if message is not None and status != 401:
+        inner = body["error"]
+        inner["message"] = message
     return status, orjson.dumps(body), headers

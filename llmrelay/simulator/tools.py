@@ -14,7 +14,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PlannedCall", "call_id", "instance_of", "plan_calls"]
+import orjson
+
+from .reply import reply_for
+
+__all__ = ["PlannedCall", "call_id", "instance_of", "json_tokens", "plan_calls"]
 
 _MAX_DEPTH = 8
 
@@ -106,3 +110,11 @@ def call_id(prefix: str, rid: str, index: int) -> str:
     """A call id in the provider's style (``call_``, ``toolu_``), stable for one response."""
     digest = hashlib.blake2b(f"{rid}:{index}".encode(), digest_size=12).hexdigest()
     return f"{prefix}{digest}"
+
+
+def json_tokens(schema: dict[str, Any], prompt: str, tokens: int) -> list[str]:
+    """A JSON reply in stream-sized pieces: a value of ``schema``, or for ``{}`` (any JSON object)
+    ``{"reply": <the text reply>}``."""
+    value = instance_of(schema) if schema else {"reply": "".join(reply_for(prompt, max(1, tokens)))}
+    text = orjson.dumps(value).decode()
+    return [text[i : i + 8] for i in range(0, len(text), 8)]

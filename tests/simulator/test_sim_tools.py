@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from llmrelay.simulator.reply import parse_directives
-from llmrelay.simulator.tools import call_id, instance_of, plan_calls
+from llmrelay.simulator.tools import call_id, instance_of, json_tokens, plan_calls
 
 SCHEMAS: list[dict[str, Any]] = [
     {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}}},
@@ -60,3 +60,14 @@ def test_call_ids_are_stable_per_response_and_distinct_per_call() -> None:
     assert call_id("call_", "r1", 0) == call_id("call_", "r1", 0)
     assert len({call_id("call_", "r1", 0), call_id("call_", "r1", 1), call_id("call_", "r2", 0)}) == 3
     assert call_id("toolu_", "r1", 0).startswith("toolu_")
+
+
+def test_json_tokens_join_into_a_value_of_the_schema() -> None:
+    import orjson
+
+    pieces = json_tokens(SCHEMAS[0], "weather in oslo", 5)
+    assert len(pieces) > 1
+    value = orjson.loads("".join(pieces))
+    jsonschema.validate(value, SCHEMAS[0])
+    loose = orjson.loads("".join(json_tokens({}, "weather in oslo", 5)))
+    assert set(loose) == {"reply"} and len(loose["reply"].split()) == 5

@@ -29,9 +29,9 @@ from typing import Any
 
 from ..reply import clean_prompt
 from . import anthropic, gemini, openai
-from ._format import Call, Prompt, StreamPlan
+from ._format import MEDIA_TOKENS, Agent, Call, Prompt, StreamPlan, WireError
 
-__all__ = ["Call", "StreamPlan", "parse_call", "render"]
+__all__ = ["Agent", "Call", "StreamPlan", "WireError", "parse_call", "render"]
 
 Reader = Callable[[dict[str, Any]], Prompt]
 Writer = Callable[[Call, list[str], bool, str, int], "bytes | StreamPlan"]
@@ -46,7 +46,7 @@ APIS: dict[str, tuple[str, Reader, Writer]] = {
 
 
 def parse_call(api: str, body: dict[str, Any], model: str | None = None, stream: bool | None = None) -> Call:
-    """Extract the prompt, counts and parameters of a provider request body."""
+    """Extract the prompt, counts and parameters of a provider request body (WireError: a 400)."""
     provider, read, _ = APIS[api if api in APIS else "gemini"]
     found = read(body)
     if model is None:
@@ -61,10 +61,11 @@ def parse_call(api: str, body: dict[str, Any], model: str | None = None, stream:
         stream=stream,
         last_user=found.last_user,
         prompt=clean_prompt(found.last_user),
-        prompt_tokens=max(1, found.words),
+        prompt_tokens=max(1, found.words) + MEDIA_TOKENS * found.agent.media,
         max_tokens=found.max_tokens,
         include_usage=found.include_usage,
         body=body,
+        agent=found.agent,
     )
 
 

@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..tools import PlannedCall
+
 _SLOT_RE = re.compile(rb'"\\u0000(\d)\\u0000"')
 S0, S1, S2 = "\x000\x00", "\x001\x00", "\x002\x00"
 
@@ -56,6 +58,9 @@ class Call:
     max_tokens: int | None
     include_usage: bool = False
     body: dict[str, Any] = field(default_factory=dict)
+    agent: Agent = field(default_factory=lambda: Agent())
+    #: The tool calls this reply makes (decided by :func:`..tools.plan_calls`); empty for a text reply.
+    planned: list[PlannedCall] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -68,6 +73,32 @@ class StreamPlan:
     error_event: bytes | None = None  # Anthropic in-stream overloaded error
 
 
+#: What one image or document adds to the prompt tokens (its acknowledgement in the usage).
+MEDIA_TOKENS = 85
+
+
+class WireError(Exception):
+    """The request breaks a rule the real API enforces (e.g. a tool result for a call never made): 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """What a request asks beyond plain chat, as a reader finds it in the provider's body."""
+
+    #: The declared tools: (name, parameters JSON Schema), in order.
+    tools: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: ``auto`` | ``none`` | ``required`` | a tool's name | None (not given).
+    tool_choice: str | None = None
+    #: The conversation's last turn is a tool result (so the model answers in text).
+    answered: bool = False
+    #: Parallel tool calls allowed (the provider's default unless the request turns them off).
+    parallel: bool = True
+    #: A JSON reply was asked for: the schema (``{}`` for "any JSON object"), or None for text.
+    schema: dict[str, Any] | None = None
+    #: Images and documents in the conversation (each acknowledged in the prompt tokens).
+    media: int = 0
+
+
 class Prompt(NamedTuple):
     """What a reader finds in a request body."""
 
@@ -75,6 +106,7 @@ class Prompt(NamedTuple):
     words: int  # whitespace-separated words across every message, system text included
     max_tokens: int | None
     include_usage: bool = False
+    agent: Agent = Agent()
 
 
 def text_of(content: Any) -> str:
