@@ -65,8 +65,16 @@ class Subscriptions:
         self._ready.set()
 
     @contextlib.asynccontextmanager
-    async def subscription(self, channel: str, timeout: float = 5.0) -> AsyncIterator[asyncio.Queue[Any]]:
-        """A queue of the channel's messages, live from the moment this yields."""
+    async def subscription(
+        self, channel: str, timeout: float = 5.0, confirm_timeout: float = 30.0
+    ) -> AsyncIterator[asyncio.Queue[Any]]:
+        """A queue of the channel's messages, live from the moment this yields.
+
+        ``timeout`` bounds the wait for a connection (Redis unreachable: fail fast); ``confirm_timeout``
+        the wait for Redis's confirmation on a live one, which a burst of subscriptions on a busy machine
+        can delay by seconds without anything being wrong (a lost connection is noticed by the reader,
+        which reconnects and resubscribes, confirming this one too).
+        """
         key = channel.encode()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -76,7 +84,7 @@ class Subscriptions:
             await asyncio.wait_for(self._ready.wait(), timeout)
             assert self._pubsub is not None
             await self._pubsub.subscribe(key)
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(fut, confirm_timeout)
             yield queue
         finally:
             self._queues.pop(key, None)

@@ -86,7 +86,7 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        pool = blocking_pool(self.settings.redis_url, self.settings.redis_pool_size, timeout=10)
+        pool = blocking_pool(self.settings.redis_url, self.settings.redis_pool_size)
         self._redis = Redis(connection_pool=pool)
         # Blocking reads hold their connection: one per provider loop plus one for control messages.
         self._blocking = Redis.from_url(

@@ -46,7 +46,15 @@ async def test_a_thousand_concurrent_streams_share_a_few_connections(settings: S
                     return "".join([t async for t in producer.stream(request)])
 
                 tasks = [asyncio.create_task(one(i)) for i in range(N)]
-                await poll(lambda: sim.health()["open_streams"] >= N, timeout=OPEN_ALL_WITHIN, interval=0.1)
+                try:
+                    await poll(lambda: sim.health()["open_streams"] >= N, timeout=OPEN_ALL_WITHIN, interval=0.1)
+                except AssertionError:
+                    ended = [t for t in tasks if t.done()]
+                    errors = sorted({repr(t.exception())[:200] for t in ended if t.exception()})
+                    pytest.fail(
+                        f"{sim.health()['open_streams']} of {N} streams open; {len(ended)} callers ended "
+                        f"({errors[:5]}); the worker runs {len(worker._running['openai'])}"
+                    )
                 db = int(own.redis_url.rsplit("/", 1)[1])
                 clients = redis.Redis.from_url(own.redis_url).client_list()
                 ours = [c for c in clients if int(c.get("db", -1)) == db]
