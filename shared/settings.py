@@ -101,7 +101,11 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", validation_alias="LLMRELAY_API_HOST")
     api_port: int = Field(default=8000, ge=0, le=65535, validation_alias="LLMRELAY_API_PORT")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, validation_alias="LLMRELAY_MAX_BODY_BYTES")
-    max_streams_per_caller: int = Field(default=64, ge=1, validation_alias="LLMRELAY_MAX_STREAMS_PER_CALLER")
+    # A platform's façade traffic usually comes from one caller identity, and the target is a thousand
+    # and more concurrent requests per provider: the default is a backstop, not a quota.
+    max_streams_per_caller: int = Field(
+        default=10_000, ge=1, validation_alias="LLMRELAY_MAX_STREAMS_PER_CALLER"
+    )
 
     # Logs
     log_level: str = Field(default="INFO", validation_alias="LLMRELAY_LOG_LEVEL")
