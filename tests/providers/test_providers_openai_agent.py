@@ -14,8 +14,9 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseStreamEvent
 from provider_test_support import new_trace_id
+from pydantic import TypeAdapter
 
 from llmrelay.shared.errors import InvalidRequestError
 from llmrelay.shared.models import LLMRequest
@@ -23,7 +24,13 @@ from llmrelay.shared.settings import Settings
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.providers import ProviderAdapter, ProviderCall
 from llmrelay.worker.providers.base import Completion, StreamAccumulator, StreamEnd, ToolCallDelta
-from llmrelay.worker.providers.openai import _chat_messages, _responses_end, _responses_input
+from llmrelay.worker.providers.openai import (
+    _chat_messages,
+    _chat_params,
+    _responses_end,
+    _responses_input,
+    _responses_params,
+)
 
 CHAT, RESPONSES = "gpt-4.1-mini", "gpt-5-mini"
 APIS = [CHAT, RESPONSES]
@@ -364,26 +371,10 @@ async def test_chat_usage_reads_cached_and_reasoning_tokens(
         ),
     ]
 
-    class FakeStream:
-        response = type("R", (), {"headers": httpx2.Headers()})()
-
-        async def __aenter__(self) -> FakeStream:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            return None
-
-        def __aiter__(self) -> Any:
-            async def gen() -> Any:
-                for chunk in chunks:
-                    yield chunk
-
-            return gen()
-
     adapter = make_adapter("openai")
 
-    async def create(**kwargs: Any) -> FakeStream:
-        return FakeStream()
+    async def create(**kwargs: Any) -> _FakeStream:
+        return _FakeStream(chunks)
 
     monkeypatch.setattr(adapter._client.chat.completions, "create", create)  # type: ignore[attr-defined]
     done = await adapter.complete(_call(sim_settings, CHAT, [{"role": "user", "content": "hi"}]))
@@ -425,3 +416,78 @@ def test_responses_usage_reads_cached_and_reasoning_tokens() -> None:
     assert isinstance(end, StreamEnd)
     assert end.finish_reason == "tool_calls"
     assert (end.usage.cached_prompt_tokens, end.usage.reasoning_tokens) == (32, 12)
+
+
+class _FakeStream:
+    """What ``create(stream=True)`` returns, replaying given SDK events."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+        self.response = type("R", (), {"headers": httpx2.Headers()})()
+
+    async def __aenter__(self) -> _FakeStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def _replay(self) -> Any:
+        for event in self.events:
+            yield event
+
+    def __aiter__(self) -> Any:
+        return self._replay()
+
+
+async def test_responses_call_whose_arguments_come_only_whole(
+    sim_settings: Settings, make_adapter: Callable[..., ProviderAdapter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": "",
+    }
+    final = {
+        "id": "r",
+        "object": "response",
+        "created_at": 0,
+        "model": "gpt-5-mini",
+        "status": "completed",
+        "output": [{**item, "arguments": '{"city":"Oslo"}', "status": "completed"}],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    raw = [
+        {"type": "response.output_item.added", "output_index": 0, "sequence_number": 0, "item": item},
+        {
+            "type": "response.function_call_arguments.done",
+            "item_id": "fc_1",
+            "output_index": 0,
+            "sequence_number": 1,
+            "name": "get_weather",
+            "arguments": '{"city":"Oslo"}',
+        },
+        {"type": "response.completed", "sequence_number": 2, "response": final},
+    ]
+    events = [TypeAdapter(ResponseStreamEvent).validate_python(e) for e in raw]
+    adapter = make_adapter("openai")
+
+    async def create(**kwargs: Any) -> _FakeStream:
+        return _FakeStream(events)
+
+    monkeypatch.setattr(adapter._client.responses, "create", create)  # type: ignore[attr-defined]
+    done = await adapter.complete(_call(sim_settings, RESPONSES, [{"role": "user", "content": "hi"}]))
+    [tool_call] = done.tool_calls
+    assert (tool_call.id, tool_call.name, tool_call.arguments) == ("call_1", "get_weather", {"city": "Oslo"})
+    assert done.end.finish_reason == "tool_calls"
+
+
+def test_a_text_format_is_sent_as_text_on_both_apis() -> None:
+    request = LLMRequest.model_validate(
+        {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "text"}}
+    )
+    assert _chat_params(request, "gpt-4.1")["response_format"] == {"type": "text"}
+    assert _responses_params(request, "gpt-5")["text"] == {"format": {"type": "text"}}

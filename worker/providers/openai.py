@@ -203,8 +203,9 @@ class OpenAIAdapter(SDKAdapter[openai.AsyncOpenAI]):
                 elif isinstance(event, ResponseOutputItemAddedEvent):
                     item = event.item
                     if item.type == "function_call":
-                        calls[event.output_index] = [len(calls), bool(item.arguments)]
-                        yield ToolCallDelta(len(calls) - 1, item.call_id, item.name, item.arguments or "")
+                        index = len(calls)
+                        calls[event.output_index] = [index, bool(item.arguments)]
+                        yield ToolCallDelta(index, item.call_id, item.name, item.arguments or "")
                 elif isinstance(event, ResponseFunctionCallArgumentsDeltaEvent):
                     known = calls.get(event.output_index)
                     if known is not None and event.delta:
