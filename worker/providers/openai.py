@@ -5,8 +5,10 @@ Both APIs get the whole agent request in their own shape: content parts (images 
 (``tool_calls`` + ``tool`` messages; ``function_call`` + ``function_call_output`` items), ``tools``,
 ``tool_choice``, ``parallel_tool_calls``, structured output (``response_format``; ``text.format``) and
 reasoning effort (``reasoning_effort``; ``reasoning.effort``, reasoning models only). OpenAI has no
-reasoning token budget, and the Responses API has no ``seed``: both are refused, not dropped. The
-Responses API is called with ``store=False``: every request carries its whole conversation.
+reasoning token budget, and the Responses API has no ``seed`` (``responses.create`` in
+openai/resources/responses/responses.py takes none): both are refused, not dropped. Stop sequences have
+no Responses API form either and, as before, are not sent there. The Responses API is called with
+``store=False``: every request carries its whole conversation.
 
 It holds both APIs of one provider, request mapping and stream reading, which is why it runs past 400
 lines.
@@ -95,7 +97,8 @@ _ERROR_CODE_STATUS: dict[str, int] = {
 #: Model families that take a reasoning effort (the reasoning guide: o-series and gpt-5); others refuse it.
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
-#: What the adapter itself sets in every body; ``provider_options`` may not replace it.
+#: What the adapter sets itself or keeps stateless (no stored or server-side conversation);
+#: ``provider_options`` may not replace it.
 _RESERVED = frozenset(
     {"model", "messages", "input", "instructions", "stream", "stream_options", "max_tokens",
      "max_completion_tokens", "max_output_tokens", "store", "previous_response_id", "conversation"}
