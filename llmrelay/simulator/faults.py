@@ -258,6 +258,7 @@ def error_response(
     that log and error redaction can be tested end to end. ``message`` replaces the text of any other.
     """
     status = provider_status(provider, status)
+    override = message  # each provider's branch below reuses the name ``message``
     headers: list[tuple[bytes, bytes]] = []
     if retry_after is None and status == 429:
         retry_after = 1.0
@@ -302,7 +303,7 @@ def error_response(
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}
             ]
         body = {"error": error}
-    if message is not None and status != 401:
+    if override is not None and status != 401:
         inner = body["error"]
-        inner["message"] = message
+        inner["message"] = override
     return status, orjson.dumps(body), headers

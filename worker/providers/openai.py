@@ -1,4 +1,18 @@
-"""The OpenAI adapter: Chat Completions, and the Responses API for the models the catalog marks so."""
+"""The OpenAI adapter: Chat Completions, and the Responses API for the models the catalog marks so.
+
+Both APIs get the whole agent request in their own shape: content parts (images as ``image_url`` /
+``input_image``, PDFs as ``file`` / ``input_file`` with a data URL), assistant tool calls and tool results
+(``tool_calls`` + ``tool`` messages; ``function_call`` + ``function_call_output`` items), ``tools``,
+``tool_choice``, ``parallel_tool_calls``, structured output (``response_format``; ``text.format``) and
+reasoning effort (``reasoning_effort``; ``reasoning.effort``, reasoning models only). OpenAI has no
+reasoning token budget, and the Responses API has no ``seed`` (``responses.create`` in
+openai/resources/responses/responses.py takes none): both are refused, not dropped. Stop sequences have
+no Responses API form either and, as before, are not sent there. The Responses API is called with
+``store=False``: every request carries its whole conversation.
+
+It holds both APIs of one provider, request mapping and stream reading, which is why it runs past 400
+lines.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +21,46 @@ from typing import Any
 
 import httpx2
 import openai
+import orjson
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
     ResponseErrorEvent,
     ResponseFailedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
     ResponseIncompleteEvent,
     ResponseInputParam,
+    ResponseOutputItemAddedEvent,
     ResponseTextDeltaEvent,
 )
 
 from llmrelay.shared.catalog import Provider
-from llmrelay.shared.errors import LLMRelayError
-from llmrelay.shared.models import FinishReason, LLMRequest, Usage
+from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
+from llmrelay.shared.models import (
+    DocumentPart,
+    FinishReason,
+    ImagePart,
+    JSONObjectFormat,
+    JSONSchemaFormat,
+    LLMRequest,
+    Message,
+    NamedToolChoice,
+    TextPart,
+    ToolCall,
+    Usage,
+)
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
-from llmrelay.worker.providers.base import ProviderCall, RateLimitInfo, SDKAdapter, StreamEnd
+from llmrelay.worker.providers.base import (
+    ProviderCall,
+    RateLimitInfo,
+    SDKAdapter,
+    StreamEnd,
+    StreamItem,
+    ToolCallDelta,
+)
 
 PROVIDER: Provider = "openai"
 
@@ -31,8 +68,9 @@ _CHAT_FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
     "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
 }
-
 _INCOMPLETE_FINISH: dict[str, FinishReason] = {
     "max_output_tokens": "length",
     "content_filter": "content_filter",
@@ -56,6 +94,17 @@ _ERROR_CODE_STATUS: dict[str, int] = {
 }
 
 
+#: Model families that take a reasoning effort (the reasoning guide: o-series and gpt-5); others refuse it.
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+#: What the adapter sets itself or keeps stateless (no stored or server-side conversation);
+#: ``provider_options`` may not replace it.
+_RESERVED = frozenset(
+    {"model", "messages", "input", "instructions", "stream", "stream_options", "max_tokens",
+     "max_completion_tokens", "max_output_tokens", "store", "previous_response_id", "conversation"}
+)  # fmt: skip
+
+
 class OpenAIAdapter(SDKAdapter[openai.AsyncOpenAI]):
     """One ``AsyncOpenAI`` client per process, on an explicitly sized httpx2 pool, SDK retries off."""
 
@@ -74,26 +123,25 @@ class OpenAIAdapter(SDKAdapter[openai.AsyncOpenAI]):
     def _translate(exc: BaseException) -> LLMRelayError:
         return _translate(exc)
 
-    def _stream(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+    def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
 
     async def aclose(self) -> None:
         # Closes the injected httpx2 client too.
         await self._client.close()
 
-    async def _stream_chat(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+    async def _stream_chat(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         request = call.request
+        params = _chat_params(request, call.model.api_id)
         stream = await self._client.chat.completions.create(
             model=call.model.api_id,
             messages=_chat_messages(request),
             stream=True,
             stream_options={"include_usage": True},
-            max_completion_tokens=_given(request.max_tokens),
-            temperature=_given(request.temperature),
-            top_p=_given(request.top_p),
-            stop=_given(request.stop),
             timeout=call.timeout,
             extra_headers=call.headers,
+            extra_body=_options(request, params),
+            **params,
         )
         finish: str | None = None
         usage = Usage()
@@ -106,37 +154,72 @@ class OpenAIAdapter(SDKAdapter[openai.AsyncOpenAI]):
                     text = choice.delta.content
                     if text:
                         yield text
+                    # The first fragment of a call has its index, id and name; later ones only the index
+                    # and a piece of the arguments (the streaming guide, function calling).
+                    for piece in choice.delta.tool_calls or ():
+                        fn = piece.function
+                        yield ToolCallDelta(
+                            piece.index,
+                            piece.id,
+                            fn.name if fn else None,
+                            (fn.arguments if fn else None) or "",
+                        )
                     if choice.finish_reason:
                         finish = choice.finish_reason
                 if chunk.usage is not None:
-                    usage = Usage.of(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    u = chunk.usage
+                    usage = Usage.of(
+                        u.prompt_tokens,
+                        u.completion_tokens,
+                        cached=_count(u.prompt_tokens_details, "cached_tokens"),
+                        reasoning=_count(u.completion_tokens_details, "reasoning_tokens"),
+                    )
                 api_model = chunk.model
         if finish is None:
             raise _common.connection_error(PROVIDER, "stream ended without a finish reason")
         yield StreamEnd(_common.finish_reason(finish, _CHAT_FINISH), usage, api_model, ratelimit)
 
-    async def _stream_responses(self, call: ProviderCall) -> AsyncIterator[str | StreamEnd]:
+    async def _stream_responses(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         request = call.request
         instructions, items = _responses_input(request)
+        params = _responses_params(request, call.model.api_id)
         stream = await self._client.responses.create(
             model=call.model.api_id,
             input=items,
             instructions=_given(instructions),
             stream=True,
             store=False,
-            max_output_tokens=_given(request.max_tokens),
-            temperature=_given(request.temperature),
-            top_p=_given(request.top_p),
             timeout=call.timeout,
             extra_headers=call.headers,
+            extra_body=_options(request, params),
+            **params,
         )
         end: StreamEnd | None = None
+        # output_index -> (call index, whether any argument text came for it)
+        calls: dict[int, list[Any]] = {}
         async with stream:
             ratelimit = _ratelimit(stream.response.headers)
             async for event in stream:
                 if isinstance(event, ResponseTextDeltaEvent):
                     if event.delta:
                         yield event.delta
+                elif isinstance(event, ResponseOutputItemAddedEvent):
+                    item = event.item
+                    if item.type == "function_call":
+                        index = len(calls)
+                        calls[event.output_index] = [index, bool(item.arguments)]
+                        yield ToolCallDelta(index, item.call_id, item.name, item.arguments or "")
+                elif isinstance(event, ResponseFunctionCallArgumentsDeltaEvent):
+                    known = calls.get(event.output_index)
+                    if known is not None and event.delta:
+                        known[1] = True
+                        yield ToolCallDelta(known[0], arguments=event.delta)
+                elif isinstance(event, ResponseFunctionCallArgumentsDoneEvent):
+                    # A call whose arguments came whole, in the done event only.
+                    known = calls.get(event.output_index)
+                    if known is not None and not known[1]:
+                        known[1] = True
+                        yield ToolCallDelta(known[0], arguments=event.arguments)
                 elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
                     end = _responses_end(event.response, ratelimit)
                 elif isinstance(event, ResponseFailedEvent):
@@ -156,10 +239,25 @@ def _responses_end(result: Response, ratelimit: RateLimitInfo) -> StreamEnd:
     if result.status != "completed":
         details = result.incomplete_details
         reason = _common.finish_reason(details.reason if details else None, _INCOMPLETE_FINISH)
+    elif any(item.type == "function_call" for item in result.output or ()):
+        # The Responses API has no finish reason: a completed response that calls tools ends on them.
+        reason = "tool_calls"
     usage = Usage()
     if result.usage is not None:
-        usage = Usage.of(result.usage.input_tokens, result.usage.output_tokens)
+        u = result.usage
+        usage = Usage.of(
+            u.input_tokens,
+            u.output_tokens,
+            cached=_count(getattr(u, "input_tokens_details", None), "cached_tokens"),
+            reasoning=_count(getattr(u, "output_tokens_details", None), "reasoning_tokens"),
+        )
     return StreamEnd(reason, usage, result.model, ratelimit)
+
+
+def _count(details: object, name: str) -> int:
+    """A token count inside a usage's details object, which the API may leave out."""
+    value = getattr(details, name, None)
+    return value if isinstance(value, int) else 0
 
 
 def _translate(exc: BaseException) -> LLMRelayError:
@@ -216,30 +314,215 @@ def _ratelimit(headers: httpx2.Headers) -> RateLimitInfo:
     )
 
 
+def _data_url(media_type: str, data: str) -> str:
+    return f"data:{media_type};base64,{data}"
+
+
+def _image_url(part: ImagePart) -> str:
+    return part.url if part.url is not None else _data_url(part.media_type or "", part.data or "")
+
+
+def _arguments(call: ToolCall) -> str:
+    return orjson.dumps(call.arguments).decode()
+
+
+def _chat_content(message: Message) -> Any:
+    """A string stays a string; parts become ``text`` / ``image_url`` / ``file`` parts (the vision and
+    PDF-files guides: a PDF goes inline as a data URL with a filename)."""
+    if isinstance(message.content, str) or message.role != "user":
+        return message.text
+    out: list[dict[str, Any]] = []
+    for i, part in enumerate(message.parts):
+        if isinstance(part, TextPart):
+            out.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            image: dict[str, Any] = {"url": _image_url(part)}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            out.append({"type": "image_url", "image_url": image})
+        elif isinstance(part, DocumentPart):
+            pdf = {"filename": f"document-{i}.pdf", "file_data": _data_url(part.media_type, part.data)}
+            out.append({"type": "file", "file": pdf})
+    return out
+
+
 def _chat_messages(request: LLMRequest) -> list[ChatCompletionMessageParam]:
-    out: list[ChatCompletionMessageParam] = []
+    out: list[dict[str, Any]] = []
     for message in request.messages:
-        if message.role == "system":
-            out.append({"role": "system", "content": message.text})
-        elif message.role == "user":
-            out.append({"role": "user", "content": message.text})
-        else:
-            out.append({"role": "assistant", "content": message.text})
+        if message.role == "tool":
+            # The call id is the link; a tool message has no name field in Chat Completions.
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
+            continue
+        entry: dict[str, Any] = {"role": message.role, "content": _chat_content(message)}
+        if message.tool_calls:
+            entry["content"] = message.text or None
+            entry["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _arguments(c)}}
+                for c in message.tool_calls
+            ]
+        if message.name is not None:
+            entry["name"] = message.name
+        out.append(entry)
+    return out  # type: ignore[return-value]  # the dicts are the SDK's TypedDicts by shape
+
+
+def _chat_params(request: LLMRequest, api_id: str) -> dict[str, Any]:
+    """The Chat Completions parameters beyond the conversation, only those the request sets."""
+    params: dict[str, Any] = {
+        "max_completion_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop,
+        "seed": request.seed,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "reasoning_effort": _effort(request, api_id),
+    }
+    if request.tools:
+        params["tools"] = [
+            {
+                "type": "function",
+                "function": _function(tool.name, tool.description, tool.parameters, tool.strict),
+            }
+            for tool in request.tools
+        ]
+    choice = request.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        params["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    else:
+        params["tool_choice"] = choice
+    fmt = request.response_format
+    if isinstance(fmt, JSONSchemaFormat):
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": _function(fmt.name, None, fmt.schema_, fmt.strict, key="schema"),
+        }
+    elif fmt is not None:
+        params["response_format"] = {"type": fmt.type}
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _function(
+    name: str, description: str | None, schema: dict[str, Any], strict: bool | None, key: str = "parameters"
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, key: schema}
+    if description is not None:
+        out["description"] = description
+    if strict is not None:
+        out["strict"] = strict
+    return out
+
+
+def _effort(request: LLMRequest, api_id: str) -> str | None:
+    """The reasoning effort to send; what OpenAI has no control for is refused."""
+    reasoning = request.reasoning
+    if reasoning is None:
+        return None
+    if reasoning.budget_tokens is not None:
+        raise _refused("reasoning.budget_tokens", "OpenAI takes a reasoning effort, not a token budget")
+    if reasoning.effort is not None and not api_id.startswith(_REASONING_PREFIXES):
+        raise _refused("reasoning.effort", f"{api_id} is not a reasoning model")
+    return reasoning.effort
+
+
+def _options(request: LLMRequest, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``provider_options.openai``, merged into the body; a key the adapter sets is refused."""
+    options = request.provider_options.get(PROVIDER)
+    if not options:
+        return None
+    for key in options:
+        if key in _RESERVED or key in params:
+            raise _refused(f"provider_options.openai.{key}", "llmrelay sets it from the request")
+    return dict(options)
+
+
+def _refused(field: str, why: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{field}: {why}", data={"provider": PROVIDER, "field": field})
+
+
+def _responses_content(message: Message) -> Any:
+    if isinstance(message.content, str) or message.role != "user":
+        return message.text
+    out: list[dict[str, Any]] = []
+    for i, part in enumerate(message.parts):
+        if isinstance(part, TextPart):
+            out.append({"type": "input_text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            out.append(
+                {"type": "input_image", "image_url": _image_url(part), "detail": part.detail or "auto"}
+            )
+        elif isinstance(part, DocumentPart):
+            out.append(
+                {
+                    "type": "input_file",
+                    "filename": f"document-{i}.pdf",
+                    "file_data": _data_url(part.media_type, part.data),
+                }
+            )
     return out
 
 
 def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputParam]:
-    """System messages become ``instructions``; the conversation becomes input items."""
+    """System messages become ``instructions``; the conversation becomes input items, an assistant's
+    tool calls as ``function_call`` items after its text and tool results as ``function_call_output``."""
     system: list[str] = []
-    items: ResponseInputParam = []
-    for message in request.messages:
+    items: list[dict[str, Any]] = []
+    for i, message in enumerate(request.messages):
+        if message.name is not None and message.role != "tool":
+            raise _refused(f"messages[{i}].name", "the Responses API has no per-message name")
         if message.role == "system":
             system.append(message.text)
-        elif message.role == "user":
-            items.append({"role": "user", "content": message.text})
+        elif message.role == "tool":
+            items.append(
+                {"type": "function_call_output", "call_id": message.tool_call_id, "output": message.text}
+            )
+        elif message.role == "assistant" and message.tool_calls:
+            if message.text:
+                items.append({"role": "assistant", "content": message.text})
+            items.extend(
+                {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": _arguments(c)}
+                for c in message.tool_calls
+            )
         else:
-            items.append({"role": "assistant", "content": message.text})
-    return ("\n\n".join(system) if system else None), items
+            items.append({"role": message.role, "content": _responses_content(message)})
+    return ("\n\n".join(system) if system else None), items  # type: ignore[return-value]
+
+
+def _responses_params(request: LLMRequest, api_id: str) -> dict[str, Any]:
+    """The Responses parameters beyond the conversation, only those the request sets."""
+    if request.seed is not None:
+        raise _refused("seed", "the OpenAI Responses API takes no seed")
+    effort = _effort(request, api_id)
+    params: dict[str, Any] = {
+        "max_output_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "reasoning": {"effort": effort} if effort is not None else None,
+    }
+    if request.tools:
+        # Responses tools are strict unless told otherwise; the contract's unset ``strict`` means the
+        # non-strict default Chat Completions has, so both APIs accept the same schemas.
+        params["tools"] = [
+            {"type": "function", **_function(t.name, t.description, t.parameters, bool(t.strict))}
+            for t in request.tools
+        ]
+    choice = request.tool_choice
+    params["tool_choice"] = (
+        {"type": "function", "name": choice.name} if isinstance(choice, NamedToolChoice) else choice
+    )
+    fmt = request.response_format
+    if isinstance(fmt, JSONSchemaFormat):
+        params["text"] = {
+            "format": {
+                "type": "json_schema",
+                **_function(fmt.name, None, fmt.schema_, fmt.strict, key="schema"),
+            }
+        }
+    elif isinstance(fmt, JSONObjectFormat):
+        params["text"] = {"format": {"type": "json_object"}}
+    elif fmt is not None:
+        params["text"] = {"format": {"type": "text"}}
+    return {key: value for key, value in params.items() if value is not None}
 
 
 def _given(value: Any) -> Any:
