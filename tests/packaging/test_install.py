@@ -73,7 +73,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     _run(sys.executable, "-m", "venv", "--without-pip", env_dir)
     python = env_dir / "bin" / "python"
     site = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
-    (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Every site directory this run imports from (a virtualenv may itself extend another by a .pth line).
+    sites = [p for p in sys.path if p.endswith("site-packages")] or [sysconfig.get_paths()["purelib"]]
+    (site / "_deps.pth").write_text("\n".join(sites) + "\n")
     _pip(env_dir, "install", "-q", "--no-deps", wheel)
     _pip(env_dir, "install", "-q", *NAMESAKES)  # with their own dependencies, so that they work
     return env_dir
