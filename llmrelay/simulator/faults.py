@@ -258,6 +258,7 @@ def error_response(
     that log and error redaction can be tested end to end. ``message`` replaces the text of any other.
     """
     status = provider_status(provider, status)
+    given = message  # the branches below rebind ``message`` to each provider's default text
     headers: list[tuple[bytes, bytes]] = []
     if retry_after is None and status == 429:
         retry_after = 1.0
@@ -302,7 +303,7 @@ def error_response(
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}
             ]
         body = {"error": error}
-    if message is not None and status != 401:
+    if given is not None and status != 401:
         inner = body["error"]
-        inner["message"] = message
+        inner["message"] = given
     return status, orjson.dumps(body), headers
