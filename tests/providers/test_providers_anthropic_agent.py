@@ -431,3 +431,15 @@ async def test_cache_and_thinking_usage_and_a_call_after_a_thinking_block(sim_se
     usage = result.end.usage
     assert (usage.prompt_tokens, usage.cached_prompt_tokens, usage.completion_tokens) == (130, 100, 40)
     assert (usage.reasoning_tokens, usage.total_tokens) == (30, 170)
+
+
+async def test_strict_tools_are_sent_strict(
+    sim: SimulatorServer, sim_settings: Settings, make_adapter: Make
+) -> None:
+    sim.reset()
+    tools = [{**TIME, "strict": True}, {**WEATHER, "strict": False}]
+    result = await make_adapter("anthropic").complete(
+        _call(sim_settings, [{"role": "user", "content": "time?"}], tools=tools)
+    )
+    assert [c.name for c in result.tool_calls] == ["get_time"]
+    assert [t.get("strict") for t in _last_body(sim)["tools"]] == [True, False]
