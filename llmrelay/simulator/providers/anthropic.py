@@ -1,4 +1,13 @@
-"""Anthropic's Messages wire format, streamed (with ``event:`` lines) and not."""
+"""Anthropic's Messages wire format, streamed (with ``event:`` lines) and not, tool use included.
+
+The reader finds ``tools[{name, input_schema}]``, ``tool_choice`` (``auto``/``any``/``tool``/``none``,
+``disable_parallel_tool_use``), ``tool_result`` blocks (each must answer a ``tool_use`` of the assistant
+turn right before, come first in its user message, and every ``tool_use`` needs its result in the next
+message: else a 400, as the API answers), ``output_config.format`` (the beta top-level ``output_format``
+too) and ``image`` / ``document`` blocks. The writer sends planned calls as ``tool_use`` blocks with
+``stop_reason: tool_use``; streamed, each as a ``content_block_start`` then its input in
+``input_json_delta`` fragments.
+"""
 
 from __future__ import annotations
 
@@ -7,50 +16,191 @@ from typing import Any
 import orjson
 
 from ..reply import count_words
-from ._format import S0, Call, Prompt, StreamPlan, Template, as_int, sse, text_of
+from ..tools import call_id
+from ._format import S0, Agent, Call, Prompt, StreamPlan, Template, WireError, as_int, sse, text_of
+
+_MEDIA = ("image", "document")
+_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+#: How many characters of a tool's input JSON one ``input_json_delta`` carries.
+_FRAGMENT = 12
 
 
 def read(body: dict[str, Any]) -> Prompt:
     """Messages: the last ``user`` message; ``system`` counts towards the prompt only."""
-    last_user, words = "", count_words(text_of(body.get("system")))
-    for message in body.get("messages") or ():
-        if not isinstance(message, dict):
+    last_user, words, media = "", count_words(text_of(body.get("system"))), 0
+    pending: list[str] = []  # tool_use ids of the assistant turn before, awaiting their results
+    answered = False
+    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    for position, message in enumerate(messages):
+        content = message.get("content")
+        blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+        words += count_words(text_of(content))
+        results = [b for b in blocks if b.get("type") == "tool_result"]
+        for block in results:
+            words += count_words(text_of(block.get("content")))
+            media += _media(block.get("content"))
+        media += _media(blocks)
+        role = message.get("role")
+        if role == "user":
+            last_user = text_of(content)
+            _check_results(position, blocks, results, pending)
+            pending = []
+            answered = bool(results)
+        else:
+            if pending:
+                raise WireError(_missing(position - 1, pending))
+            pending = [str(b.get("id")) for b in blocks if b.get("type") == "tool_use"]
+            answered = False
+    agent = Agent(
+        tools=_tools(body.get("tools")),
+        tool_choice=_choice(body.get("tool_choice")),
+        answered=answered,
+        parallel=not _choice_field(body.get("tool_choice"), "disable_parallel_tool_use"),
+        schema=_schema(body),
+        media=media,
+    )
+    return Prompt(last_user, words, as_int(body.get("max_tokens")), agent=agent)
+
+
+def _check_results(
+    position: int, blocks: list[dict[str, Any]], results: list[dict[str, Any]], pending: list[str]
+) -> None:
+    answered = [str(b.get("tool_use_id")) for b in results]
+    for call in answered:
+        if call not in pending:
+            raise WireError(
+                f"messages.{position}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                f"{call}. Each `tool_result` block must have a corresponding `tool_use` block in the "
+                "previous message."
+            )
+    if pending and [b.get("type") for b in blocks[: len(results)]] != ["tool_result"] * len(results):
+        raise WireError(
+            f"messages.{position}.content: `tool_result` blocks must come first in the user message "
+            "that follows the `tool_use` blocks."
+        )
+    missing = [call for call in pending if call not in answered]
+    if missing:
+        raise WireError(_missing(position - 1, missing))
+
+
+def _missing(position: int, ids: list[str]) -> str:
+    return (
+        f"messages.{position}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+        f"{', '.join(ids)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+        "next message."
+    )
+
+
+def _media(content: Any) -> int:
+    if not isinstance(content, list):
+        return 0
+    count = 0
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") not in _MEDIA:
             continue
-        text = text_of(message.get("content"))
-        words += count_words(text)
-        if message.get("role") == "user":
-            last_user = text
-    return Prompt(last_user, words, as_int(body.get("max_tokens")))
+        source = block.get("source")
+        if not isinstance(source, dict):
+            source = {}
+        kind = source.get("type")
+        if kind == "base64":
+            if not isinstance(source.get("data"), str) or not isinstance(source.get("media_type"), str):
+                raise WireError(f"{block['type']}.source: base64 needs data and media_type")
+        elif kind == "url":
+            if not isinstance(source.get("url"), str):
+                raise WireError(f"{block['type']}.source.url: Field required")
+        else:
+            raise WireError(f"{block['type']}.source: expected a base64 or url source")
+        count += 1
+    return count
+
+
+def _tools(tools: Any) -> tuple[tuple[str, dict[str, Any]], ...]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for tool in tools or ():
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise WireError("tools: each tool needs a name")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise WireError(f"tools.{tool['name']}.input_schema: must be a JSON Schema of type object")
+        out.append((tool["name"], schema))
+    return tuple(out)
+
+
+def _choice(choice: Any) -> str | None:
+    kind = _choice_field(choice, "type")
+    if kind is None:
+        return None
+    if kind == "tool":
+        name = _choice_field(choice, "name")
+        if not isinstance(name, str):
+            raise WireError("tool_choice.name: Field required")
+        return name
+    if kind not in _CHOICE:
+        raise WireError(f"tool_choice.type: unknown value {kind!r}")
+    return _CHOICE[kind]
+
+
+def _choice_field(choice: Any, name: str) -> Any:
+    return choice.get(name) if isinstance(choice, dict) else None
+
+
+def _schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if fmt is None:
+        fmt = body.get("output_format")
+    if fmt is None:
+        return None
+    if (
+        not isinstance(fmt, dict)
+        or fmt.get("type") != "json_schema"
+        or not isinstance(fmt.get("schema"), dict)
+    ):
+        raise WireError("output_config.format: expected {type: json_schema, schema: {...}}")
+    schema: dict[str, Any] = fmt["schema"]
+    return schema
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
 
 
 def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: int) -> bytes | StreamPlan:
-    stop = "max_tokens" if truncated else "end_turn"
-    n = len(tokens)
     mid = "msg_sim" + rid
-
-    def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
-        return {
-            "input_tokens": input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "output_tokens": output_tokens,
-            "service_tier": "standard",
-        }
+    uses = [
+        (call_id("toolu_", rid, i), planned.name, orjson.dumps(planned.arguments).decode())
+        for i, planned in enumerate(call.planned)
+    ]
+    fragments = [[text[i : i + _FRAGMENT] for i in range(0, len(text), _FRAGMENT)] for _, _, text in uses]
+    stop = "tool_use" if uses else "max_tokens" if truncated else "end_turn"
+    n = sum(len(f) for f in fragments) if uses else len(tokens)
 
     if not call.stream:
+        content: list[dict[str, Any]] = [
+            {"type": "tool_use", "id": uid, "name": name, "input": orjson.loads(text)}
+            for uid, name, text in uses
+        ]
+        if not uses:
+            content = [{"type": "text", "text": "".join(tokens)}]
         return orjson.dumps(
             {
                 "id": mid,
                 "type": "message",
                 "role": "assistant",
                 "model": call.model,
-                "content": [{"type": "text", "text": "".join(tokens)}],
+                "content": content,
                 "stop_reason": stop,
                 "stop_sequence": None,
-                "usage": usage(call.prompt_tokens, n),
+                "usage": _usage(call.prompt_tokens, n),
             }
         )
-    preamble = sse(
+    start = sse(
         {
             "type": "message_start",
             "message": {
@@ -61,30 +211,19 @@ def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: in
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": usage(call.prompt_tokens, 1),
+                "usage": _usage(call.prompt_tokens, 1),
             },
         },
         "message_start",
-    ) + sse(
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        "content_block_start",
     )
-    delta_tpl = Template(
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": S0}},
-        prefix=b"event: content_block_delta\ndata: ",
-    )
-    epilogue = (
-        sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
-        + sse(
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": n},
-            },
-            "message_delta",
-        )
-        + sse({"type": "message_stop"}, "message_stop")
-    )
+    epilogue = sse(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": n},
+        },
+        "message_delta",
+    ) + sse({"type": "message_stop"}, "message_stop")
     error_event = sse(
         {
             "type": "error",
@@ -93,4 +232,45 @@ def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: in
         },
         "error",
     )
+    if uses:
+        return StreamPlan(start, _tool_events(uses, fragments), epilogue, error_event)
+    preamble = start + sse(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        "content_block_start",
+    )
+    delta_tpl = Template(
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": S0}},
+        prefix=b"event: content_block_delta\ndata: ",
+    )
+    epilogue = sse({"type": "content_block_stop", "index": 0}, "content_block_stop") + epilogue
     return StreamPlan(preamble, [delta_tpl.render(orjson.dumps(t)) for t in tokens], epilogue, error_event)
+
+
+def _tool_events(uses: list[tuple[str, str, str]], fragments: list[list[str]]) -> list[bytes]:
+    """Each call as the API streams it: its block opens with an empty input, the input JSON follows in
+    fragments, then the block closes. One event per fragment (so ``after=`` counts them)."""
+    events: list[bytes] = []
+    for index, ((uid, name, _), pieces) in enumerate(zip(uses, fragments, strict=True)):
+        opening = sse(
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "tool_use", "id": uid, "name": name, "input": {}},
+            },
+            "content_block_start",
+        )
+        deltas = [
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": p},
+                },
+                "content_block_delta",
+            )
+            for p in pieces
+        ] or [b""]
+        deltas[0] = opening + deltas[0]
+        deltas[-1] += sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+        events.extend(deltas)
+    return events
