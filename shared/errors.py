@@ -155,3 +155,9 @@ class JobNotFoundError(LLMRelayError, code=-32033, http_status=404, openai_type=
 
 class BackendUnavailableError(LLMRelayError, code=-32040, http_status=503):
     """Redis cannot be reached."""
+
+
+class OutputValidationError(ProviderError, code=-32024):
+    """The reply is not the JSON the request's response_format asked for: it does not parse, or does not
+    validate against the schema. ``data["raw"]`` holds the reply's text (redacted). Not retried: the
+    model answered, and asking again is the caller's choice (a paid call), not a transient fault."""
