@@ -38,7 +38,8 @@ UNSUPPORTED_PARAMETERS: dict[str, frozenset[str]] = {
 
 
 def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "model") -> None:
-    """InvalidRequestError naming the parameter when ``info``'s provider cannot take it as given."""
+    """InvalidRequestError naming the parameter when ``info``'s provider cannot take it as given
+    (``via`` in its data names the request field that chose the model: ``model`` or ``fallback_models``)."""
     provider = info.provider
     for name in sorted(UNSUPPORTED_PARAMETERS.get(provider, ())):
         if getattr(request, name) is not None:
@@ -51,7 +52,14 @@ def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "mode
         if value is not None and not low <= value <= high:
             raise InvalidRequestError(
                 f"{name} {value} is out of {provider}'s range {low:g}..{high:g} (model {info.name})",
-                data={"field": name, "provider": provider, "model": info.name, "min": low, "max": high},
+                data={
+                    "field": name,
+                    "provider": provider,
+                    "model": info.name,
+                    "via": field,
+                    "min": low,
+                    "max": high,
+                },
             )
 
 
