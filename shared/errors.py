@@ -126,7 +126,7 @@ class ProviderUnavailableError(LLMRelayError, code=-32020, http_status=503, retr
 
 
 class StreamRestartedError(ProviderUnavailableError, code=-32023, retryable=False):
-    """A retried attempt produced text that differs from what the stream had already yielded."""
+    """A retried attempt produced text or tool calls that differ from what the stream had already yielded."""
 
 
 class ProviderError(LLMRelayError, code=-32021, http_status=502):
