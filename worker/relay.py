@@ -168,26 +168,36 @@ class JobEvents:
 def coalesce(deltas: list[Delta]) -> list[Delta]:
     """Runs of text joined, runs of one call's fragments joined, in their order."""
     out: list[Delta] = []
-    texts: list[str] = []
+    run: list[str] = []
+    call: ToolCallDelta | None = None  # the first delta of the run of call fragments in ``run``
     for delta in deltas:
         if isinstance(delta, str):
-            texts.append(delta)
-            continue
-        if texts:
-            out.append("".join(texts))
-            texts = []
-        last = out[-1] if out else None
-        # A fragment that names the call (id or name) after one that did not is kept apart, so the
-        # first event of a call is always the one that names it.
-        if (
-            isinstance(last, ToolCallDelta)
-            and last.call_index == delta.call_index
+            if call is not None:
+                out.append(_joined(call, run))
+                call, run = None, []
+            run.append(delta)
+        # A fragment that names its call (id or name) starts a run, so a call's first event names it.
+        elif (
+            call is not None
+            and call.call_index == delta.call_index
             and delta.id is None
             and delta.name is None
         ):
-            out[-1] = ToolCallDelta(last.call_index, last.id, last.name, last.arguments + delta.arguments)
+            run.append(delta.arguments)
         else:
-            out.append(delta)
-    if texts:
-        out.append("".join(texts))
+            if call is not None:
+                out.append(_joined(call, run))
+            elif run:
+                out.append("".join(run))
+            call, run = delta, [delta.arguments]
+    if call is not None:
+        out.append(_joined(call, run))
+    elif run:
+        out.append("".join(run))
     return out
+
+
+def _joined(first: ToolCallDelta, arguments: list[str]) -> ToolCallDelta:
+    if len(arguments) == 1:
+        return first
+    return ToolCallDelta(first.call_index, first.id, first.name, "".join(arguments))
