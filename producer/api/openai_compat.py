@@ -244,6 +244,13 @@ def _response_format(raw: Any) -> dict[str, Any]:
         spec = raw.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
             raise ChatRequestError("json_schema needs a schema object", "response_format.json_schema.schema")
+        for key in spec:
+            if key not in ("name", "schema", "strict", "description"):
+                raise ChatRequestError(
+                    f"unknown field {key!r} of json_schema", f"response_format.json_schema.{key}"
+                )
+        # The description is guidance for the model that no provider's schema form carries apart from
+        # the schema itself: it is accepted and not passed on.
         out: dict[str, Any] = {"type": "json_schema", "schema": spec["schema"]}
         for name in ("name", "strict"):
             if spec.get(name) is not None:

@@ -151,6 +151,13 @@ def test_content_parts_we_cannot_carry_are_refused_naming_them(part: dict[str, A
     assert info.value.param is not None and info.value.param.startswith(param)
 
 
+def test_a_json_schema_format_with_an_unknown_field_is_refused_naming_it() -> None:
+    spec = {"name": "x", "schema": {"type": "object"}, "description": "kept out", "examples": []}
+    with pytest.raises(ChatRequestError) as info:
+        parse(response_format={"type": "json_schema", "json_schema": spec})
+    assert info.value.param == "response_format.json_schema.examples"
+
+
 def test_response_format_reasoning_effort_and_seed_are_honoured() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     request = parse(
@@ -233,7 +240,7 @@ async def test_a_two_turn_tool_loop_reaches_the_provider_as_the_contract(scripte
         messages: list[Any] = [{"role": "user", "content": "weather in Oslo?"}]
         first = await sdk.chat.completions.create(model="gpt-4.1-mini", messages=messages, tools=[WEATHER])  # type: ignore[list-item]
         message = first.choices[0].message
-        messages.append(message.model_dump(exclude_none=True))
+        messages.append(message.model_dump())  # as agents append it: with its null fields
         for call in message.tool_calls or []:
             messages.append({"role": "tool", "tool_call_id": call.id, "content": "4 C"})
         second = await sdk.chat.completions.create(model="gpt-4.1-mini", messages=messages, tools=[WEATHER])  # type: ignore[list-item]
@@ -278,11 +285,14 @@ async def test_streamed_tool_calls_come_in_openais_chunk_shape(scripted: Any) ->
 
 async def test_the_openai_sdk_assembles_a_streamed_tool_call(scripted: Any) -> None:
     _adapter, live = await scripted(CALLS)
-    async with sdk_for(live) as sdk, sdk.chat.completions.stream(
-        model="gpt-4.1-mini",
-        messages=[{"role": "user", "content": "w?"}],
-        tools=[WEATHER],  # type: ignore[list-item]
-    ) as stream:
+    async with (
+        sdk_for(live) as sdk,
+        sdk.chat.completions.stream(
+            model="gpt-4.1-mini",
+            messages=[{"role": "user", "content": "w?"}],
+            tools=[WEATHER],  # type: ignore[list-item]
+        ) as stream,
+    ):
         final = await stream.get_final_completion()
     calls = final.choices[0].message.tool_calls or []
     assert [(c.id, c.function.arguments) for c in calls] == [  # type: ignore[union-attr]
