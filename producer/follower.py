@@ -5,7 +5,7 @@ Every reader of events in the producer goes through :meth:`EventFollower.follow`
 OpenAI-compatible relays. It reads the request's event log for what happened before it subscribed (or
 while its pub/sub connection was down), then the live channel, and yields each event once, in index
 order, up to the terminal one. Callers that cannot take text back (a plain text stream, an OpenAI
-stream) pass token text through a :class:`ReplayFilter`.
+stream) pass token text and tool-call deltas through a :class:`ReplayFilter`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from llmrelay.producer.backend import backend_call
 from llmrelay.producer.subscriptions import RESYNC, Subscriptions
 from llmrelay.shared import events, keys, scripts
 from llmrelay.shared.errors import JobNotFoundError, RequestTimeoutError, StreamRestartedError
-from llmrelay.shared.events import TERMINAL, ErrorEvent, StreamEvent
+from llmrelay.shared.events import TERMINAL, ErrorEvent, StreamEvent, ToolCallEvent
 
 
 class EventFollower:
@@ -118,35 +118,95 @@ class EventFollower:
 
 
 class ReplayFilter:
-    """Text to pass on from token events when a retried attempt restarts a stream already under way.
+    """What to pass on from token and tool_call events when a retried attempt restarts a stream already
+    under way.
 
-    A text stream cannot take text back: the new attempt's text is matched against what was sent and
-    only what goes beyond it is passed on; should it differ, StreamRestartedError ends the stream (the
-    job itself goes on, and its result can still be read).
+    A stream to a caller cannot take anything back: the new attempt's text and tool-call deltas are
+    matched, in order, against what was sent, and only what goes beyond it is passed on; should they
+    differ (other text, another call, another call id), StreamRestartedError ends the stream (the job
+    itself goes on, and its result can still be read). How the deltas were split into events does not
+    matter, only what they add up to.
     """
 
     __slots__ = ("_replay", "_sent")
 
     def __init__(self) -> None:
-        self._sent: list[str] = []
-        self._replay: str | None = None
+        self._sent: list[_Segment] = []
+        self._replay: list[_Segment] | None = None
 
     def restart(self) -> None:
-        self._replay = "".join(self._sent) if self._sent else None
+        self._replay = [_Segment(s.call_index, s.id, s.name, s.text) for s in self._sent] or None
 
     def token(self, text: str) -> str:
+        """The part of a token event's text not sent yet."""
+        out = self._match(None, None, None, text)
+        if out:
+            self._record(None, None, None, out)
+        return out
+
+    def tool_call(self, event: ToolCallEvent) -> ToolCallEvent | None:
+        """The part of a tool_call event not sent yet (None if all of it was), as an event to send."""
+        if self._replay is None:
+            self._record(event.call_index, event.id, event.name, event.arguments)
+            return event
+        head = self._replay[0]
+        named = event.id is not None or event.name is not None
+        if head.call_index != event.call_index or (named and (head.id, head.name) != (event.id, event.name)):
+            raise _diverged()
+        if named != head.head_pending:
+            raise _diverged()
+        rest = self._match(event.call_index, event.id, event.name, event.arguments)
+        if not rest:
+            return None
+        self._record(event.call_index, None, None, rest)
+        return ToolCallEvent(event.index, event.call_index, None, None, rest, context=event.context)
+
+    def _match(self, call_index: int | None, id_: str | None, name: str | None, text: str) -> str:
+        """``text`` less the part the replay already covers; StreamRestartedError if it differs."""
         replay = self._replay
-        if replay is not None:
-            common = min(len(text), len(replay))
-            if text[:common] != replay[:common]:
-                raise StreamRestartedError("a retried attempt diverged from the text already sent")
-            if len(text) <= len(replay):
-                self._replay = replay[len(text) :]
-                return ""
-            text = text[len(replay) :]
+        if replay is None:
+            return text
+        head = replay[0]
+        if head.call_index != call_index:
+            raise _diverged()
+        head.head_pending = False
+        common = min(len(text), len(head.text))
+        if text[:common] != head.text[:common]:
+            raise _diverged()
+        if len(text) < len(head.text):
+            head.text = head.text[len(text) :]
+            return ""
+        text = text[len(head.text) :]
+        replay.pop(0)
+        if not replay:
             self._replay = None
-        self._sent.append(text)
+        elif text:
+            raise _diverged()
         return text
+
+    def _record(self, call_index: int | None, id_: str | None, name: str | None, text: str) -> None:
+        last = self._sent[-1] if self._sent else None
+        if last is not None and last.call_index == call_index and id_ is None and name is None:
+            last.text += text
+        else:
+            self._sent.append(_Segment(call_index, id_, name, text))
+
+
+class _Segment:
+    """A run of sent text (``call_index`` None) or of one tool call's deltas (its id, name, arguments)."""
+
+    __slots__ = ("call_index", "head_pending", "id", "name", "text")
+
+    def __init__(self, call_index: int | None, id_: str | None, name: str | None, text: str) -> None:
+        self.call_index = call_index
+        self.id = id_
+        self.name = name
+        self.text = text
+        self.head_pending = id_ is not None or name is not None
+
+
+def _diverged() -> StreamRestartedError:
+    return StreamRestartedError("a retried attempt diverged from what the stream had already sent")
 
 
 __all__ = ["EventFollower", "ReplayFilter"]

@@ -117,6 +117,8 @@ class LLMProducer:
         If the job is retried after some text was yielded, the new attempt's text is matched against what
         was already yielded and only the rest is passed on; should it differ, StreamRestartedError is
         raised (the job itself goes on, and ``result(request_id)`` returns its final response).
+        Tool-call deltas are not text and are not yielded here: ``events`` yields them as they come, and
+        ``complete`` returns the calls whole in ``LLMResponse.tool_calls``.
         """
         replay = ReplayFilter()
         async for event in self.events(request, stream=True):

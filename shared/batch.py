@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmrelay.shared.jobs import request_payload
 from llmrelay.shared.keys import PREFIX
 from llmrelay.shared.models import LLMRequest, LLMResponse
 from llmrelay.shared.payloads import PayloadError
@@ -96,7 +98,7 @@ def decode_item(raw: bytes) -> tuple[str, str]:
 
 
 def encode_request(request: LLMRequest) -> str:
-    return request.model_dump_json(exclude_defaults=True)
+    return orjson.dumps(request_payload(request)).decode()
 
 
 def decode_request(raw: bytes | str) -> LLMRequest:

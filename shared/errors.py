@@ -126,7 +126,7 @@ class ProviderUnavailableError(LLMRelayError, code=-32020, http_status=503, retr
 
 
 class StreamRestartedError(ProviderUnavailableError, code=-32023, retryable=False):
-    """A retried attempt produced text that differs from what the stream had already yielded."""
+    """A retried attempt produced text or tool calls that differ from what the stream had already yielded."""
 
 
 class ProviderError(LLMRelayError, code=-32021, http_status=502):
@@ -155,3 +155,9 @@ class JobNotFoundError(LLMRelayError, code=-32033, http_status=404, openai_type=
 
 class BackendUnavailableError(LLMRelayError, code=-32040, http_status=503):
     """Redis cannot be reached."""
+
+
+class OutputValidationError(ProviderError, code=-32024):
+    """The reply is not the JSON the request's response_format asked for: it does not parse, or does not
+    validate against the schema. ``data["raw"]`` holds the reply's text (redacted). Not retried: the
+    model answered, and asking again is the caller's choice (a paid call), not a transient fault."""

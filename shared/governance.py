@@ -27,6 +27,42 @@ from llmrelay.shared.settings import Settings
 CHARS_PER_TOKEN = 4
 
 
+#: Per provider, the request parameters whose range is narrower than the contract's (inclusive bounds),
+#: and those the provider has no equivalent for. Refused before enqueue, never clamped or dropped.
+PARAMETER_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
+    "anthropic": {"temperature": (0.0, 1.0)},
+}
+UNSUPPORTED_PARAMETERS: dict[str, frozenset[str]] = {
+    "anthropic": frozenset({"seed"}),
+}
+
+
+def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "model") -> None:
+    """InvalidRequestError naming the parameter when ``info``'s provider cannot take it as given
+    (``via`` in its data names the request field that chose the model: ``model`` or ``fallback_models``)."""
+    provider = info.provider
+    for name in sorted(UNSUPPORTED_PARAMETERS.get(provider, ())):
+        if getattr(request, name) is not None:
+            raise InvalidRequestError(
+                f"{name} is not supported by {provider} (model {info.name})",
+                data={"field": name, "provider": provider, "model": info.name, "via": field},
+            )
+    for name, (low, high) in PARAMETER_BOUNDS.get(provider, {}).items():
+        value = getattr(request, name)
+        if value is not None and not low <= value <= high:
+            raise InvalidRequestError(
+                f"{name} {value} is out of {provider}'s range {low:g}..{high:g} (model {info.name})",
+                data={
+                    "field": name,
+                    "provider": provider,
+                    "model": info.name,
+                    "via": field,
+                    "min": low,
+                    "max": high,
+                },
+            )
+
+
 def estimate_prompt_tokens(request: LLMRequest) -> int:
     chars = sum(len(m.text) for m in request.messages)
     return max(1, chars // CHARS_PER_TOKEN + 4 * len(request.messages))
@@ -140,18 +176,26 @@ class Governance:
         else:
             raise InvalidRequestError("no model given and no default configured", data={"field": "model"})
         self._check_fits(request, info)
+        check_parameters(request, info)
 
         chain: list[ModelInfo] = []
         if request.fallback_models:
             for name in request.fallback_models:
                 fallback = self.check(name, field="fallback_models")
+                check_parameters(request, fallback, field="fallback_models")
                 if fallback.name != info.name and fallback not in chain:
                     chain.append(fallback)
         else:
             # Configured failover is opt-in by configuration; a model it names must still be allowed.
             for name in self._failover.get(info.name, []):
                 candidate = self.catalog.get(name)
-                if candidate and candidate.name in self.allowed and candidate.name != info.name:
+                # A configured failover model that cannot take the request's parameters is skipped.
+                if (
+                    candidate
+                    and candidate.name in self.allowed
+                    and candidate.name != info.name
+                    and _takes(request, candidate)
+                ):
                     chain.append(candidate)
         return Route(info, tuple(chain))
 
@@ -169,3 +213,12 @@ class Governance:
                 f" of {info.context_window}",
                 data={"field": "messages", "limit": info.context_window},
             )
+
+
+def _takes(request: LLMRequest, info: ModelInfo) -> bool:
+    """Whether a configured failover model can take the request's parameters (else it is skipped)."""
+    try:
+        check_parameters(request, info)
+    except InvalidRequestError:
+        return False
+    return True

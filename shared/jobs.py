@@ -27,6 +27,19 @@ def read_entry(fields: Mapping[bytes, bytes]) -> tuple[str, bytes]:
     return fields.get(_ENTRY_ID, b"").decode(errors="replace"), fields.get(_ENTRY_JOB, b"")
 
 
+def request_payload(request: LLMRequest) -> dict[str, Any]:
+    """The request as compact JSON-ready data: defaults left out, except the ``type`` that tells a
+    content part or a response format apart (a default too, but needed to read it back)."""
+    data: dict[str, Any] = request.model_dump(mode="json", exclude_defaults=True)
+    for message, dumped in zip(request.messages, data["messages"], strict=True):
+        if isinstance(message.content, list):
+            for part, out in zip(message.content, dumped["content"], strict=True):
+                out["type"] = part.type
+    if request.response_format is not None:
+        data["response_format"]["type"] = request.response_format.type
+    return data
+
+
 @dataclass(slots=True)
 class Job:
     """What a worker needs to run one request; ``model`` and ``fallbacks`` are catalog names."""
@@ -47,7 +60,7 @@ class Job:
                 "id": self.request_id,
                 "p": self.provider,
                 "m": self.model,
-                "r": self.request.model_dump(mode="json", exclude_defaults=True),
+                "r": request_payload(self.request),
                 "t": self.enqueued_at,
                 "d": self.deadline,
                 "s": self.stream,

@@ -1,4 +1,4 @@
-"""The per-request event writer: token relay with coalescing, restart, and the terminal event."""
+"""The per-request event writer: token and tool-call relay with coalescing, restart, the terminal event."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from redis.asyncio import Redis
 
 from llmrelay.shared import events, keys, scripts
 from llmrelay.shared.errors import LLMRelayError
-from llmrelay.shared.events import DoneEvent, ErrorEvent, RestartEvent, StreamEvent, TokenEvent
+from llmrelay.shared.events import DoneEvent, ErrorEvent, RestartEvent, StreamEvent, TokenEvent, ToolCallEvent
 from llmrelay.shared.jobs import encode_error, encode_result
 from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.scripts import LuaScript
+from llmrelay.worker.providers.base import ToolCallDelta
+
+#: What the runner relays: a text delta or a tool-call delta.
+Delta = str | ToolCallDelta
 
 _RELAY = LuaScript(scripts.RELAY)
 _FINISH = LuaScript(scripts.FINISH)
@@ -25,9 +29,11 @@ class LeaseLostError(Exception):
 class JobEvents:
     """Writes one job's events in index order: each is appended to its log and published, atomically.
 
-    Tokens are coalesced: while one write is in flight, tokens that arrive are buffered and go out
+    Deltas are coalesced: while one write is in flight, those that arrive are buffered and go out
     together in the next write, so a fast provider costs a few Redis round trips per job, not one per
-    token, while the first token (time to first token) always leaves at once.
+    token, while the first delta (time to first token) always leaves at once. Text and tool-call
+    deltas keep their order: consecutive text joins into one token event, consecutive fragments of
+    one call into one tool_call event, and a change of kind starts a new event.
     """
 
     def __init__(
@@ -55,34 +61,40 @@ class JobEvents:
         self._events = keys.events(provider, request_id)
         self._channel = keys.channel(provider, request_id)
         self._suffix = events.context_suffix(context)
-        self._buffer: list[str] = []
+        self._buffer: list[Delta] = []
         self._writer: asyncio.Task[None] | None = None
         self.tokens_sent = False
 
     # -- tokens -------------------------------------------------------------------------------------
 
-    async def push_first(self, text: str) -> None:
-        """Write an attempt's first token before reading on: the time to first token is not spent
+    async def push_first(self, delta: Delta) -> None:
+        """Write an attempt's first delta before reading on: the time to first token is not spent
         waiting for the rest of a buffered response to be parsed."""
         await self.flush()
-        await self._write(TokenEvent(self.index + 1, text))
+        await self._write(self._event(delta))
         self.tokens_sent = True
 
-    def push(self, text: str) -> None:
-        """Queue a token; written at once unless a write is in flight (then with the next one)."""
-        self._buffer.append(text)
+    def push(self, delta: Delta) -> None:
+        """Queue a delta; written at once unless a write is in flight (then with the next one)."""
+        self._buffer.append(delta)
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
             while self._buffer:
-                text = "".join(self._buffer)
+                batch = coalesce(self._buffer)
                 self._buffer.clear()
-                await self._write(TokenEvent(self.index + 1, text))
-                self.tokens_sent = True
+                for delta in batch:
+                    await self._write(self._event(delta))
+                    self.tokens_sent = True
         finally:
             self._writer = None
+
+    def _event(self, delta: Delta) -> TokenEvent | ToolCallEvent:
+        if isinstance(delta, str):
+            return TokenEvent(self.index + 1, delta)
+        return ToolCallEvent(self.index + 1, delta.call_index, delta.id, delta.name, delta.arguments)
 
     async def flush(self) -> None:
         """Wait until every pushed token is written (raises what the writer raised)."""
@@ -151,3 +163,41 @@ class JobEvents:
             ],
         )
         return bool(result)
+
+
+def coalesce(deltas: list[Delta]) -> list[Delta]:
+    """Runs of text joined, runs of one call's fragments joined, in their order."""
+    out: list[Delta] = []
+    run: list[str] = []
+    call: ToolCallDelta | None = None  # the first delta of the run of call fragments in ``run``
+    for delta in deltas:
+        if isinstance(delta, str):
+            if call is not None:
+                out.append(_joined(call, run))
+                call, run = None, []
+            run.append(delta)
+        # A fragment that names its call (id or name) starts a run, so a call's first event names it.
+        elif (
+            call is not None
+            and call.call_index == delta.call_index
+            and delta.id is None
+            and delta.name is None
+        ):
+            run.append(delta.arguments)
+        else:
+            if call is not None:
+                out.append(_joined(call, run))
+            elif run:
+                out.append("".join(run))
+            call, run = delta, [delta.arguments]
+    if call is not None:
+        out.append(_joined(call, run))
+    elif run:
+        out.append("".join(run))
+    return out
+
+
+def _joined(first: ToolCallDelta, arguments: list[str]) -> ToolCallDelta:
+    if len(arguments) == 1:
+        return first
+    return ToolCallDelta(first.call_index, first.id, first.name, "".join(arguments))

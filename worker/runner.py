@@ -30,6 +30,7 @@ from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.redaction import redact
 from llmrelay.shared.scripts import LuaScript
 from llmrelay.shared.settings import Settings
+from llmrelay.worker.output import parsed_output
 from llmrelay.worker.providers.base import Completion, ProviderAdapter, ProviderCall, StreamAccumulator
 from llmrelay.worker.ratelimit import RateLimiter
 from llmrelay.worker.relay import JobEvents, LeaseLostError
@@ -268,13 +269,15 @@ class JobRunner:
         )
         accumulator = StreamAccumulator(model.provider)
         relay = job.stream
+        relayed = 0
         async for item in adapter.stream(call):
-            text = accumulator.add(item)
-            if relay and isinstance(text, str):
-                if accumulator.deltas == 1:
-                    await writer.push_first(text)
+            delta = accumulator.add(item)
+            if relay and delta is not None:
+                relayed += 1
+                if relayed == 1:
+                    await writer.push_first(delta)
                 else:
-                    writer.push(text)
+                    writer.push(delta)
         done = accumulator.completion()
         end = done.end
         if (
@@ -283,9 +286,13 @@ class JobRunner:
             and end.ratelimit.reset_requests_s
         ):
             await self._limiter.pause(model.provider, end.ratelimit.reset_requests_s, "remaining requests 0")
-        return self._response(job, model, done, attempts)
+        called = bool(done.tool_calls)
+        parsed = parsed_output(request, done.text, called_tools=called, provider=model.provider)
+        return self._response(job, model, done, attempts, parsed)
 
-    def _response(self, job: Job, model: ModelInfo, done: Completion, attempts: int) -> LLMResponse:
+    def _response(
+        self, job: Job, model: ModelInfo, done: Completion, attempts: int, parsed: Any = None
+    ) -> LLMResponse:
         """The attempt's stream as the job's response, counted in the metrics."""
         end = done.end
         usage = end.usage
@@ -306,6 +313,7 @@ class JobRunner:
             provider=model.provider,
             content=done.text,
             tool_calls=done.tool_calls,
+            parsed=parsed,
             finish_reason=end.finish_reason,
             latency_ms=round(latency * 1000, 3),
             ttft_ms=round((first - job.enqueued_at) * 1000, 3) if first is not None else None,

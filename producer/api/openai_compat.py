@@ -1,10 +1,14 @@
-"""OpenAI's chat-completions wire format, read into an LLMRequest and written from our events.
+"""OpenAI's chat-completions request format, read into an LLMRequest; errors in OpenAI's shape.
 
-This is our own encoding of OpenAI's public format (no provider SDK here). Requests that ask for what we
-cannot honour faithfully (several choices, tools, structured output, logprobs, penalties, audio...) are
-refused with a 400 rather than silently answered differently. llmrelay's own request fields (``tier``,
+This is our own encoding of OpenAI's public format (no provider SDK here). Every parameter of the API is
+either honoured (mapped onto the contract, and from there onto each provider) or refused with a 400 that
+names it; none is dropped. Refused: several choices (``n`` > 1), logprobs, penalties, ``logit_bias``,
+audio and other output modalities, ``prediction``, ``web_search_options``, ``service_tier`` other than
+``auto``, ``store: true``, ``verbosity``, ``prompt_cache_key``, ``safety_identifier``, the deprecated
+``functions``, and any key OpenAI does not define. llmrelay's own request fields (``tier``,
 ``priority``, ``request_id``, ``timeout``, ``fallback_models``, ``trace_id``, ``source_agent``,
-``session_id``, ``metadata``) may be given in the body (the openai SDK's ``extra_body``).
+``session_id``, ``metadata``, ``provider_options``) may be given in the body (the openai SDK's
+``extra_body``); ``provider_options`` is where provider-only fields such as ``verbosity`` go.
 """
 
 from __future__ import annotations
@@ -22,10 +26,30 @@ from llmrelay.shared.errors import LLMRelayError, RateLimitedError
 from llmrelay.shared.models import LLMRequest
 from llmrelay.shared.redaction import redact
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 EXTENSIONS = ("tier", "priority", "request_id", "timeout", "fallback_models", "trace_id", "source_agent",
-              "session_id")  # fmt: skip
-FINISH_REASONS = {"stop": "stop", "length": "length", "content_filter": "content_filter"}
+              "session_id", "provider_options")  # fmt: skip
+#: Parameters read here (each honoured, or refused below when given a value that cannot be honoured).
+HONOURED = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream",
+    "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort",
+    "seed", "metadata", "user", "n", "presence_penalty", "frequency_penalty", "logprobs", "modalities",
+    "service_tier", "store",
+})  # fmt: skip
+#: Parameters refused whenever they carry a value, with what to do instead where there is something.
+REFUSED = {
+    "audio": "audio output",
+    "prediction": "predicted outputs (prediction)",
+    "web_search_options": "web search (web_search_options)",
+    "top_logprobs": "top_logprobs",
+    "verbosity": "verbosity (pass it in provider_options.openai)",
+    "prompt_cache_key": "prompt_cache_key (pass it in provider_options.openai)",
+    "safety_identifier": "safety_identifier (pass it in provider_options.openai)",
+    "functions": "the deprecated functions parameter (use tools)",
+    "function_call": "the deprecated function_call parameter (use tool_choice)",
+}
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)
 
 #: Error codes OpenAI clients know; the others are the error class in snake case.
 _CODES = {
@@ -85,12 +109,7 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise ChatRequestError("stream must be a boolean", "stream")
-    options = body.get("stream_options")
-    include_usage = False
-    if options is not None:
-        if not isinstance(options, dict):
-            raise ChatRequestError("stream_options must be an object", "stream_options")
-        include_usage = options.get("include_usage") is True
+    include_usage = _stream_options(body.get("stream_options"))
 
     values: dict[str, Any] = {"messages": _messages(body.get("messages"))}
     if body.get("model") is not None:
@@ -98,9 +117,25 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None:
         values["max_tokens"] = max_tokens
-    for name in ("temperature", "top_p", "stop"):
+    for name in ("temperature", "top_p", "stop", "seed", "parallel_tool_calls"):
         if body.get(name) is not None:
             values[name] = body[name]
+    tools = _tools(body.get("tools"))
+    if tools:
+        values["tools"] = tools
+    if body.get("tool_choice") is not None:
+        values["tool_choice"] = _tool_choice(body["tool_choice"])
+        if not tools and values["tool_choice"] not in ("auto", "none"):
+            raise ChatRequestError("tool_choice forces a tool call, but no tools are given", "tool_choice")
+    if body.get("response_format") is not None:
+        values["response_format"] = _response_format(body["response_format"])
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:
+            raise ChatRequestError(
+                f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}", "reasoning_effort"
+            )
+        values["reasoning"] = {"effort": effort}
     for name in EXTENSIONS:
         if body.get(name) is not None:
             values[name] = body[name]
@@ -129,22 +164,17 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     def refuse(param: str, what: str) -> None:
         raise ChatRequestError(f"{what} is not supported by this gateway", param, "unsupported_parameter")
 
+    for name in body:
+        if name not in HONOURED and name not in REFUSED and name not in EXTENSIONS:
+            refuse(name, f"the parameter {name!r}")
     n = body.get("n")
     if n is not None and n != 1:
         refuse("n", "more than one choice (n > 1)")
-    for name in ("tools", "functions"):
-        if body.get(name):
-            refuse(name, "tool and function calling")
-    for name in ("tool_choice", "function_call"):
-        if body.get(name) not in (None, "none", "auto"):
-            refuse(name, "forcing a tool or function call")
-    fmt = body.get("response_format")
-    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
-        refuse("response_format", "structured output (response_format other than text)")
+    for name, what in REFUSED.items():
+        if body.get(name) not in (None, [], {}):
+            refuse(name, what)
     if body.get("logprobs"):
         refuse("logprobs", "logprobs")
-    if body.get("top_logprobs"):
-        refuse("top_logprobs", "top_logprobs")
     if body.get("logit_bias"):
         refuse("logit_bias", "logit_bias")
     for name in ("presence_penalty", "frequency_penalty"):
@@ -153,15 +183,86 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     modalities = body.get("modalities")
     if modalities is not None and modalities != ["text"]:
         refuse("modalities", "output modalities other than text")
-    for name in ("audio", "prediction", "web_search_options"):
-        if body.get(name) is not None:
-            refuse(name, name)
+    if body.get("service_tier") not in (None, "auto"):
+        refuse("service_tier", "a service_tier other than auto")
+    if body.get("store") not in (None, False):
+        refuse("store", "storing completions on the provider (store: true)")
 
 
-def _messages(raw: Any) -> list[dict[str, str]]:
+def _stream_options(options: Any) -> bool:
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise ChatRequestError("stream_options must be an object", "stream_options")
+    for name in options:
+        if name != "include_usage":
+            raise ChatRequestError(
+                f"stream_options.{name} is not supported by this gateway",
+                f"stream_options.{name}",
+                "unsupported_parameter",
+            )
+    return options.get("include_usage") is True
+
+
+def _tools(raw: Any) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ChatRequestError("tools must be an array", "tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(raw):
+        param = f"tools.{i}"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise ChatRequestError("only tools of type 'function' are supported", f"{param}.type")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise ChatRequestError("a function tool needs a function object", f"{param}.function")
+        for key in function:
+            if key not in ("name", "description", "parameters", "strict"):
+                raise ChatRequestError(f"unknown field {key!r} of a function", f"{param}.function.{key}")
+        out.append({k: v for k, v in function.items() if v is not None})
+    return out
+
+
+def _tool_choice(raw: Any) -> Any:
+    if raw in ("auto", "none", "required"):
+        return raw
+    if isinstance(raw, dict) and raw.get("type") == "function":
+        function = raw.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            return {"name": function["name"]}
+    raise ChatRequestError(
+        "tool_choice must be auto, none, required or {type: function, function: {name}}", "tool_choice"
+    )
+
+
+def _response_format(raw: Any) -> dict[str, Any]:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind in ("text", "json_object"):
+        return {"type": kind}
+    if kind == "json_schema":
+        spec = raw.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise ChatRequestError("json_schema needs a schema object", "response_format.json_schema.schema")
+        for key in spec:
+            if key not in ("name", "schema", "strict", "description"):
+                raise ChatRequestError(
+                    f"unknown field {key!r} of json_schema", f"response_format.json_schema.{key}"
+                )
+        # The description is guidance for the model that no provider's schema form carries apart from
+        # the schema itself: it is accepted and not passed on.
+        out: dict[str, Any] = {"type": "json_schema", "schema": spec["schema"]}
+        for name in ("name", "strict"):
+            if spec.get(name) is not None:
+                out[name] = spec[name]
+        return out
+    raise ChatRequestError("response_format type must be text, json_object or json_schema", "response_format")
+
+
+def _messages(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise ChatRequestError("messages must be a non-empty array", "messages")
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     for i, message in enumerate(raw):
         param = f"messages.{i}"
         if not isinstance(message, dict):
@@ -169,106 +270,99 @@ def _messages(raw: Any) -> list[dict[str, str]]:
         role = ROLES.get(message.get("role"))  # type: ignore[arg-type]
         if role is None:
             raise ChatRequestError(
-                f"message role {message.get('role')!r} is not supported (system, developer, user, assistant)",
+                f"message role {message.get('role')!r} is not supported (system, developer, user, assistant,"
+                " tool)",
                 f"{param}.role",
             )
-        if message.get("tool_calls") or message.get("function_call"):
-            raise ChatRequestError("tool and function calls are not supported by this gateway", param)
-        out.append({"role": role, "content": _content(message.get("content"), f"{param}.content")})
+        if message.get("function_call"):
+            raise ChatRequestError("the deprecated function_call is not supported (use tool_calls)", param)
+        if message.get("audio") is not None:
+            raise ChatRequestError("audio is not supported by this gateway", f"{param}.audio")
+        values: dict[str, Any] = {"role": role}
+        calls = _tool_calls(message.get("tool_calls"), param) if role == "assistant" else None
+        content = _content(message.get("content"), f"{param}.content")
+        if calls:
+            values["tool_calls"] = calls
+            values["content"] = content or None
+        else:
+            values["content"] = "" if content is None else content
+        if role == "tool":
+            values["tool_call_id"] = message.get("tool_call_id")
+        elif message.get("tool_calls") and role != "assistant":
+            raise ChatRequestError("only an assistant message carries tool_calls", f"{param}.tool_calls")
+        if message.get("name") is not None:
+            values["name"] = message["name"]
+        out.append(values)
     return out
 
 
-def _content(content: Any, param: str) -> str:
-    if isinstance(content, str):
+def _tool_calls(raw: Any, param: str) -> list[dict[str, Any]] | None:
+    if not raw:
+        return None
+    if not isinstance(raw, list):
+        raise ChatRequestError("tool_calls must be an array", f"{param}.tool_calls")
+    out: list[dict[str, Any]] = []
+    for j, call in enumerate(raw):
+        where = f"{param}.tool_calls.{j}"
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(call, dict)
+            or call.get("type", "function") != "function"
+            or not isinstance(function, dict)
+        ):
+            raise ChatRequestError(
+                "a tool call must be {id, type: function, function: {name, arguments}}", where
+            )
+        arguments = function.get("arguments") or "{}"
+        try:
+            parsed = orjson.loads(arguments) if isinstance(arguments, str) else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ChatRequestError(
+                "a tool call's arguments must be a JSON object encoded as a string",
+                f"{where}.function.arguments",
+            )
+        out.append({"id": call.get("id"), "name": function.get("name"), "arguments": parsed})
+    return out
+
+
+def _content(content: Any, param: str) -> str | list[dict[str, Any]] | None:
+    if content is None or isinstance(content, str):
         return content
-    if content is None:
-        return ""
-    if isinstance(content, list):
-        texts: list[str] = []
-        for part in content:
-            if (
-                not isinstance(part, dict)
-                or part.get("type") != "text"
-                or not isinstance(part.get("text"), str)
-            ):
-                raise ChatRequestError("only text content parts are supported", param, "unsupported_content")
-            texts.append(part["text"])
-        return "".join(texts)
-    raise ChatRequestError("content must be a string or an array of text parts", param)
+    if not isinstance(content, list):
+        raise ChatRequestError("content must be a string or an array of content parts", param)
+    return [_part(part, f"{param}.{k}") for k, part in enumerate(content)]
 
 
-def completion_body(response: dict[str, Any], created: int) -> bytes:
-    """A ``chat.completion`` object from an LLMResponse dict."""
-    usage = response.get("usage") or {}
-    return orjson.dumps(
-        {
-            "id": "chatcmpl-" + str(response["request_id"]),
-            "object": "chat.completion",
-            "created": created,
-            "model": response["model"],
-            "system_fingerprint": None,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": response["content"], "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": FINISH_REASONS.get(response.get("finish_reason", "stop"), "stop"),
-                }
-            ],
-            "usage": {
-                "prompt_tokens": usage.get("prompt_tokens", 0),
-                "completion_tokens": usage.get("completion_tokens", 0),
-                "total_tokens": usage.get("total_tokens", 0),
-            },
-            "llmrelay": _extension(response),
-        }
+def _part(part: Any, param: str) -> dict[str, Any]:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part.get("text"), str):
+        return {"type": "text", "text": part["text"]}
+    if kind == "image_url" and isinstance(part.get("image_url"), dict):
+        image = part["image_url"]
+        url = image.get("url")
+        if not isinstance(url, str):
+            raise ChatRequestError("an image_url part needs a url", f"{param}.image_url.url")
+        out: dict[str, Any] = {"type": "image"}
+        found = DATA_URL.match(url)
+        if found:
+            out.update(data=found["data"], media_type=found["type"])
+        else:
+            out["url"] = url
+        if image.get("detail") is not None:
+            out["detail"] = image["detail"]
+        return out
+    if kind == "file" and isinstance(part.get("file"), dict):
+        data = part["file"].get("file_data")
+        found = DATA_URL.match(data) if isinstance(data, str) else None
+        if found is None:
+            raise ChatRequestError(
+                "a file part needs file_data as a base64 data: URL (file_id is not supported)",
+                f"{param}.file.file_data",
+                "unsupported_content",
+            )
+        return {"type": "document", "data": found["data"], "media_type": found["type"]}
+    raise ChatRequestError(
+        "content parts must be text, image_url or file (PDF)", param, "unsupported_content"
     )
-
-
-def _extension(response: dict[str, Any]) -> dict[str, Any]:
-    keys = ("request_id", "provider", "cost_usd", "latency_ms", "ttft_ms", "attempts", "trace_id",
-            "source_agent", "session_id")  # fmt: skip
-    return {k: response.get(k) for k in keys}
-
-
-DONE = b"data: [DONE]\n\n"
-
-
-class ChunkWriter:
-    """``chat.completion.chunk`` SSE frames, with the constant part of every chunk encoded once."""
-
-    def __init__(self, request_id: str, created: int, model: str, include_usage: bool) -> None:
-        self.include_usage = include_usage
-        self._head = b'data: {"id":%b,"object":"chat.completion.chunk","created":%d,"model":%b,' % (
-            orjson.dumps("chatcmpl-" + request_id),
-            created,
-            orjson.dumps(model),
-        )
-        self._tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
-
-    def _choice(self, delta: bytes, finish: bytes) -> bytes:
-        return (
-            b'%b"system_fingerprint":null,"choices":[{"index":0,"delta":%b,"logprobs":null,'
-            b'"finish_reason":%b}]%b' % (self._head, delta, finish, self._tail)
-        )
-
-    def role(self) -> bytes:
-        return self._choice(b'{"role":"assistant","content":""}', b"null")
-
-    def text(self, text: str) -> bytes:
-        return self._choice(b'{"content":%b}' % orjson.dumps(text), b"null")
-
-    def finish(self, reason: str) -> bytes:
-        return self._choice(b"{}", orjson.dumps(FINISH_REASONS.get(reason, "stop")))
-
-    def usage(self, usage: dict[str, Any]) -> bytes:
-        body = {
-            "prompt_tokens": usage.get("prompt_tokens", 0),
-            "completion_tokens": usage.get("completion_tokens", 0),
-            "total_tokens": usage.get("total_tokens", 0),
-        }
-        return b'%b"system_fingerprint":null,"choices":[],"usage":%b}\n\n' % (self._head, orjson.dumps(body))
-
-    @staticmethod
-    def error(payload: bytes) -> bytes:
-        return b"data: %b\n\n" % payload

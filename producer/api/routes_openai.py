@@ -20,19 +20,12 @@ from llmrelay.producer.api import sse
 from llmrelay.producer.api.facade import RouteGroup
 from llmrelay.producer.api.guard import CALLER_KEY
 from llmrelay.producer.api.methods import run_to_end
-from llmrelay.producer.api.openai_compat import (
-    DONE,
-    ChatRequestError,
-    ChunkWriter,
-    completion_body,
-    error_payload,
-    parse_chat,
-    service_error,
-)
+from llmrelay.producer.api.openai_compat import ChatRequestError, error_payload, parse_chat, service_error
+from llmrelay.producer.api.openai_reply import DONE, ChunkWriter, completion_body
 from llmrelay.producer.api.relay import StreamRelay, WithFirst, aclose, unless_disconnected
 from llmrelay.producer.follower import ReplayFilter
 from llmrelay.shared.errors import LLMRelayError
-from llmrelay.shared.events import DoneEvent, RestartEvent, StreamEvent, TokenEvent
+from llmrelay.shared.events import DoneEvent, RestartEvent, StreamEvent, TokenEvent, ToolCallEvent
 from llmrelay.shared.models import LLMRequest
 
 JSON = "application/json"
@@ -105,6 +98,9 @@ class OpenAIRoutes(RouteGroup):
                 case TokenEvent(text=text):
                     if text := replay.token(text):
                         yield writer.text(text)
+                case ToolCallEvent():
+                    if (delta := replay.tool_call(event)) is not None:
+                        yield writer.tool_call(delta)
                 case RestartEvent():
                     replay.restart()
                 case DoneEvent(response=response):

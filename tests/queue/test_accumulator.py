@@ -10,42 +10,14 @@ import pytest
 
 from llmrelay.producer import LLMProducer
 from llmrelay.shared import LLMRequest, ProviderError, ProviderUnavailableError, Settings
-from llmrelay.shared.catalog import Provider
-from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.events import DoneEvent, TokenEvent
 from llmrelay.shared.models import Usage
-from llmrelay.worker.providers import ProviderCall, StreamEnd, _common
-from llmrelay.worker.providers.base import SDKAdapter, StreamAccumulator, StreamItem, ToolCallDelta, drain
+from llmrelay.worker.providers import ProviderCall, StreamEnd
+from llmrelay.worker.providers.base import StreamAccumulator, StreamItem, ToolCallDelta, drain
 from llmrelay.worker.service import Worker
+from tests.queue.scripted import ScriptedAdapter
 
 END = StreamEnd("stop", Usage.of(3, 2), api_model="gpt-4.1-2025")
-
-
-class ScriptedAdapter(SDKAdapter[None]):
-    """An adapter that plays one script of stream items per call, in order (the last one again)."""
-
-    name: Provider = "openai"
-
-    def __init__(self, *scripts: list[StreamItem]) -> None:
-        self._has_key = True
-        self._scripts = list(scripts)
-        self.calls = 0
-
-    def _build_client(self, settings: Settings, key: str) -> None:
-        return None  # the script needs no SDK client
-
-    @staticmethod
-    def _translate(exc: BaseException) -> LLMRelayError:
-        return _common.unexpected_error("openai", exc)
-
-    async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        script = self._scripts[min(self.calls, len(self._scripts) - 1)]
-        self.calls += 1
-        for item in script:
-            yield item
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def _items(items: Iterable[StreamItem]) -> AsyncIterator[StreamItem]:

@@ -175,3 +175,14 @@ def test_from_dict_of_an_empty_payload_is_the_base_error_with_its_default_messag
 def test_repr_names_the_class_and_message() -> None:
     assert repr(ModelNotAllowedError("nope")) == "ModelNotAllowedError('nope')"
     assert ModelNotAllowedError("nope").type_name == "ModelNotAllowedError"
+
+
+def test_an_output_validation_error_is_a_provider_error_of_its_own() -> None:
+    from llmrelay.shared.errors import OutputValidationError, ProviderError
+
+    assert issubclass(OutputValidationError, ProviderError)
+    assert OutputValidationError.code == -32024 and OutputValidationError.http_status == 502
+    assert not OutputValidationError.retryable
+    original = OutputValidationError("not JSON", data={"raw": "{oops", "field": "response_format"})
+    again = LLMRelayError.from_dict(orjson.loads(orjson.dumps(original.to_dict())))
+    assert type(again) is OutputValidationError and again.data["raw"] == "{oops"

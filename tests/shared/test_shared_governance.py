@@ -306,3 +306,52 @@ def test_a_default_model_outside_the_allowed_list_is_announced_at_start() -> Non
     with capture_logs() as logs:
         Governance(Catalog.load(), ["gemini-2.0-flash"], default_model="gpt-4.1-mini")
     assert [e["default_model"] for e in logs if "LLM_DEFAULT_MODEL" in e["event"]] == ["gpt-4.1-mini"]
+
+
+# Per-provider parameter bounds
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0])
+def test_anthropic_takes_temperatures_in_its_range(temperature: float) -> None:
+    assert (
+        governance().route(request(model="claude-3-5-haiku", temperature=temperature)).provider == "anthropic"
+    )
+
+
+def test_anthropic_refuses_a_temperature_over_one_naming_it() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        governance().route(request(model="claude-3-5-haiku", temperature=1.5))
+    assert info.value.data["field"] == "temperature"
+    assert info.value.data["max"] == 1.0 and info.value.data["provider"] == "anthropic"
+    assert "temperature 1.5" in info.value.message and "0..1" in info.value.message
+
+
+def test_anthropic_refuses_a_seed_naming_it() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        governance().route(request(model="claude-3-5-haiku", seed=3))
+    assert info.value.data["field"] == "seed"
+    assert "seed is not supported by anthropic" in info.value.message
+
+
+@pytest.mark.parametrize("model", ["gpt-4.1-mini", "gemini-2.0-flash"])
+def test_other_providers_take_the_whole_contract_range_and_a_seed(model: str) -> None:
+    assert governance().route(request(model=model, temperature=1.8, seed=3)).model.name == model
+
+
+def test_a_fallback_model_that_cannot_take_the_parameters_is_refused() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        governance().route(
+            request(model="gpt-4.1-mini", temperature=1.5, fallback_models=["claude-3-5-haiku"])
+        )
+    assert info.value.data["field"] == "temperature" and info.value.data["via"] == "fallback_models"
+
+
+def test_a_configured_failover_model_that_cannot_take_the_parameters_is_skipped() -> None:
+    gov = governance(failover={"gpt-4.1-mini": ["claude-3-5-haiku", "gemini-2.0-flash"]})
+    assert [m.name for m in gov.route(request(model="gpt-4.1-mini", seed=1)).fallbacks] == [
+        "gemini-2.0-flash"
+    ]
+    assert [m.name for m in gov.route(request(model="gpt-4.1-mini")).fallbacks] == [
+        "claude-3-5-haiku",
+        "gemini-2.0-flash",
+    ]

@@ -250,3 +250,22 @@ def test_a_stored_error_reads_back_as_the_error() -> None:
 def test_a_stored_error_that_is_not_an_object_is_refused(raw: bytes) -> None:
     with pytest.raises(PayloadError, match="a stored error is a JSON object"):
         jobs.decode_error(raw)
+
+
+def test_content_parts_and_a_response_format_survive_the_compact_payload() -> None:
+    from llmrelay.shared.batch import decode_request, encode_request
+    from llmrelay.shared.jobs import request_payload
+    from llmrelay.shared.models import TextFormat, TextPart
+
+    request = LLMRequest.model_validate(
+        {
+            "model": "gpt-4.1",
+            "messages": [{"role": "user", "content": [TextPart(text="a"), {"type": "text", "text": "b"}]}],
+            "response_format": TextFormat(),
+        }
+    )
+    payload = request_payload(request)
+    assert payload["messages"][0]["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    assert payload["response_format"] == {"type": "text"}
+    assert LLMRequest.model_validate(payload) == request
+    assert decode_request(encode_request(request)) == request
