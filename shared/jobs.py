@@ -28,15 +28,9 @@ def read_entry(fields: Mapping[bytes, bytes]) -> tuple[str, bytes]:
 
 
 def request_payload(request: LLMRequest) -> dict[str, Any]:
-    """The request as compact JSON-ready data: defaults left out, except the ``type`` that tells a
-    content part or a response format apart (a default too, but needed to read it back)."""
+    """The request as compact JSON-ready data: defaults left out (the tags of parts and formats are
+    always written, see ``models._Tagged``)."""
     data: dict[str, Any] = request.model_dump(mode="json", exclude_defaults=True)
-    for message, dumped in zip(request.messages, data["messages"], strict=True):
-        if isinstance(message.content, list):
-            for part, out in zip(message.content, dumped["content"], strict=True):
-                out["type"] = part.type
-    if request.response_format is not None:
-        data["response_format"]["type"] = request.response_format.type
     return data
 
 

@@ -8,7 +8,16 @@ from typing import Annotated, Any, Literal
 
 import jsonschema
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from llmrelay.shared.catalog import Provider, Tier
 
@@ -71,12 +80,25 @@ def _check_base64(data: str, what: str) -> str:
     return data
 
 
-class TextPart(_Strict):
+class _Tagged(_Strict):
+    """A member of a union told apart by ``type``: the tag is written even where defaults are left out
+    (a compact dump must still read back as the same kind)."""
+
+    type: str
+
+    @model_serializer(mode="wrap")
+    def _with_tag(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        data["type"] = self.type
+        return data
+
+
+class TextPart(_Tagged):
     type: Literal["text"] = "text"
     text: str = Field(max_length=MAX_CONTENT_CHARS)
 
 
-class ImagePart(_Strict):
+class ImagePart(_Tagged):
     """An image, by URL (``https://`` or a ``data:`` URL) or inline as base64 ``data`` with its media type."""
 
     type: Literal["image"] = "image"
@@ -98,7 +120,7 @@ class ImagePart(_Strict):
         return self
 
 
-class DocumentPart(_Strict):
+class DocumentPart(_Tagged):
     """A document (a PDF) inline as base64 ``data``."""
 
     type: Literal["document"] = "document"
@@ -200,15 +222,15 @@ class NamedToolChoice(_Strict):
 ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice
 
 
-class TextFormat(_Strict):
+class TextFormat(_Tagged):
     type: Literal["text"] = "text"
 
 
-class JSONObjectFormat(_Strict):
+class JSONObjectFormat(_Tagged):
     type: Literal["json_object"] = "json_object"
 
 
-class JSONSchemaFormat(_Strict):
+class JSONSchemaFormat(_Tagged):
     type: Literal["json_schema"] = "json_schema"
     name: ToolName = "response"
     schema_: dict[str, Any] = Field(alias="schema")
