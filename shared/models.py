@@ -233,6 +233,8 @@ class JSONObjectFormat(_Tagged):
 class JSONSchemaFormat(_Tagged):
     type: Literal["json_schema"] = "json_schema"
     name: ToolName = "response"
+    #: What the reply is for, as guidance to the model (OpenAI takes it beside the schema).
+    description: str | None = Field(default=None, max_length=8192)
     schema_: dict[str, Any] = Field(alias="schema")
     strict: bool | None = None
 
@@ -242,6 +244,13 @@ class JSONSchemaFormat(_Tagged):
     @classmethod
     def _valid(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_schema(value, "the response schema")
+
+    @property
+    def described_schema(self) -> dict[str, Any]:
+        """The schema with the description in it, for providers that take no description beside it."""
+        if self.description is None or "description" in self.schema_:
+            return self.schema_
+        return {**self.schema_, "description": self.description}
 
 
 ResponseFormat = Annotated[TextFormat | JSONObjectFormat | JSONSchemaFormat, Field(discriminator="type")]

@@ -249,10 +249,8 @@ def _response_format(raw: Any) -> dict[str, Any]:
                 raise ChatRequestError(
                     f"unknown field {key!r} of json_schema", f"response_format.json_schema.{key}"
                 )
-        # The description is guidance for the model that no provider's schema form carries apart from
-        # the schema itself: it is accepted and not passed on.
         out: dict[str, Any] = {"type": "json_schema", "schema": spec["schema"]}
-        for name in ("name", "strict"):
+        for name in ("name", "strict", "description"):
             if spec.get(name) is not None:
                 out[name] = spec[name]
         return out

@@ -222,8 +222,10 @@ async def test_json_schema_reply_validates(
     call = _call(
         sim_settings,
         [{"role": "user", "content": "forecast as json"}],
-        response_format={"type": "json_schema", "name": "forecast", "schema": schema, "strict": True},
-    )
+        response_format={
+            "type": "json_schema", "name": "forecast", "schema": schema, "strict": True, "description": "3 days"
+        },
+    )  # fmt: skip
     result, _ = await _run(make_adapter("anthropic"), call, stream=stream)
     assert result.end.finish_reason == "stop"
     jsonschema.validate(orjson.loads(result.text), schema)
@@ -231,6 +233,7 @@ async def test_json_schema_reply_validates(
     # The SDK's transform closes every object, as structured outputs require.
     assert fmt["type"] == "json_schema" and fmt["schema"]["additionalProperties"] is False
     assert fmt["schema"]["properties"] == schema["properties"]
+    assert fmt["schema"]["description"] == "3 days"  # no place beside the schema: it goes inside
 
 
 async def test_images_by_url_and_base64_and_a_document(

@@ -182,12 +182,12 @@ async def test_json_schema_reply_validates(
     model: str,
     stream: bool,
 ) -> None:
-    fmt = {"type": "json_schema", "name": "weather", "schema": WEATHER, "strict": True}
+    fmt = {"type": "json_schema", "name": "weather", "schema": WEATHER, "strict": True, "description": "Today"}
     call = _call(sim_settings, model, [{"role": "user", "content": "weather as JSON"}], response_format=fmt)
     done, _ = await _run(make_adapter("openai"), call, stream)
     jsonschema.validate(orjson.loads(done.text), WEATHER)
     body = _body(sim, call)
-    native = {"name": "weather", "schema": WEATHER, "strict": True}
+    native = {"name": "weather", "schema": WEATHER, "strict": True, "description": "Today"}
     if model == CHAT:
         assert body["response_format"] == {"type": "json_schema", "json_schema": native}
     else:

@@ -432,7 +432,7 @@ def _output_format(request: LLMRequest) -> dict[str, Any] | None:
         return None
     try:
         # The SDK's own adaptation (anthropic.lib._parse._transform), as its messages.parse() uses.
-        schema = anthropic.transform_schema(fmt.schema_)
+        schema = anthropic.transform_schema(fmt.described_schema)
     except (ValueError, TypeError) as exc:
         raise _refuse("response_format.schema", _common.clean_text(exc)) from None
     return {"type": "json_schema", "schema": schema}

@@ -367,7 +367,7 @@ def _tools(request: LLMRequest) -> dict[str, Any]:
 def _output_format(request: LLMRequest) -> dict[str, Any]:
     fmt = request.response_format
     if isinstance(fmt, JSONSchemaFormat):
-        return {"response_mime_type": "application/json", "response_json_schema": fmt.schema_}
+        return {"response_mime_type": "application/json", "response_json_schema": fmt.described_schema}
     if isinstance(fmt, JSONObjectFormat):
         return {"response_mime_type": "application/json"}
     return {}

@@ -394,7 +394,7 @@ def _chat_params(request: LLMRequest, api_id: str) -> dict[str, Any]:
     if isinstance(fmt, JSONSchemaFormat):
         params["response_format"] = {
             "type": "json_schema",
-            "json_schema": _function(fmt.name, None, fmt.schema_, fmt.strict, key="schema"),
+            "json_schema": _function(fmt.name, fmt.description, fmt.schema_, fmt.strict, key="schema"),
         }
     elif fmt is not None:
         params["response_format"] = {"type": fmt.type}
@@ -515,7 +515,7 @@ def _responses_params(request: LLMRequest, api_id: str) -> dict[str, Any]:
         params["text"] = {
             "format": {
                 "type": "json_schema",
-                **_function(fmt.name, None, fmt.schema_, fmt.strict, key="schema"),
+                **_function(fmt.name, fmt.description, fmt.schema_, fmt.strict, key="schema"),
             }
         }
     elif isinstance(fmt, JSONObjectFormat):
