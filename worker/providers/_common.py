@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx2
 
@@ -64,6 +64,29 @@ def read_key(settings: Settings, provider: Provider) -> str | None:
 
 def base_url(settings: Settings, provider: Provider) -> str:
     return settings.base_url(provider) or DEFAULT_BASE_URLS[provider]
+
+
+class ClientOptions(TypedDict):
+    """The constructor arguments the OpenAI and Anthropic SDKs share (both are generated alike)."""
+
+    api_key: str
+    base_url: str
+    max_retries: int
+    timeout: float
+    http_client: httpx2.AsyncClient
+
+
+def client_options(
+    settings: Settings, provider: Provider, key: str, http: httpx2.AsyncClient
+) -> ClientOptions:
+    """Our pool, our base URL, the SDK's own retries off (the worker retries, so the limiter sees it)."""
+    return ClientOptions(
+        api_key=key,
+        base_url=base_url(settings, provider),
+        max_retries=0,
+        timeout=settings.request_timeout,
+        http_client=http,
+    )
 
 
 def build_http_client(settings: Settings) -> httpx2.AsyncClient:
@@ -242,6 +265,33 @@ def transport_error(provider: Provider, exc: httpx2.HTTPError | httpx2.StreamErr
         f"{provider} transport error: {type(exc).__name__}: {detail}",
         data={"provider": provider, "status": None},
     )
+
+
+def wrapped_connection_error(
+    provider: Provider, exc: BaseException, message: str, *, timed_out: bool
+) -> LLMRelayError:
+    """An SDK's connection error: the httpx2 failure it wraps (inside a stream, a cut or a read
+    timeout), else a timeout or a failed connection."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx2.HTTPError):
+        return transport_error(provider, cause)
+    if timed_out:
+        return timeout_error(provider)
+    return connection_error(provider, message)
+
+
+def refused(provider: Provider, field: str, why: str) -> InvalidRequestError:
+    """A request field this provider cannot take, named (before any call is made)."""
+    return InvalidRequestError(
+        f"{provider}: {field}: {why}", data={"provider": provider, "status": None, "field": field}
+    )
+
+
+def other_error(provider: Provider, exc: BaseException) -> LLMRelayError:
+    """What falls outside an SDK's own error classes: an httpx2 failure below it, or anything else."""
+    if isinstance(exc, httpx2.HTTPError | httpx2.StreamError):
+        return transport_error(provider, exc)
+    return unexpected_error(provider, exc)
 
 
 def unexpected_error(provider: Provider, exc: BaseException) -> ProviderError:

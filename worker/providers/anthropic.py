@@ -36,6 +36,7 @@ import binascii
 import re
 from base64 import b64decode
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from typing import Any
 
 import anthropic
@@ -53,7 +54,7 @@ from anthropic.types import (
 )
 
 from llmrelay.shared.catalog import ModelInfo, Provider
-from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
+from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import (
     DocumentPart,
     FinishReason,
@@ -67,18 +68,19 @@ from llmrelay.shared.models import (
     Tool,
     Usage,
 )
-from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
 from llmrelay.worker.providers.base import (
+    GeneratedSDKAdapter,
     ProviderCall,
     RateLimitInfo,
-    SDKAdapter,
     StreamEnd,
     StreamItem,
     ToolCallDelta,
 )
 
 PROVIDER: Provider = "anthropic"
+#: A field this provider cannot take, refused by name before any call.
+_refuse = partial(_common.refused, PROVIDER)
 
 #: Used when the request sets no max_tokens (the Messages API requires one).
 DEFAULT_MAX_TOKENS = 4096
@@ -117,27 +119,41 @@ _ERROR_TYPE_STATUS: dict[str, int] = {
 }
 
 
-class AnthropicAdapter(SDKAdapter[anthropic.AsyncAnthropic]):
+def _translate(exc: BaseException) -> LLMRelayError:
+    """Every anthropic SDK and httpx2 exception as the shared error it stands for."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        error_type = exc.type or _body_field(exc.body, "type")
+        if status < 400:
+            # An error event inside a stream that began with 200: its type says what it was.
+            status = _ERROR_TYPE_STATUS.get(str(error_type), 502)
+        return _common.status_error(
+            PROVIDER,
+            status,
+            exc.api_message or _body_field(exc.body, "message") or exc.message,
+            retry_after=_common.parse_retry_after(exc.response.headers),
+            code=exc.error_code or error_type,
+            http_status=exc.status_code,
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        timed_out = isinstance(exc, anthropic.APITimeoutError)
+        return _common.wrapped_connection_error(PROVIDER, exc, exc.message, timed_out=timed_out)
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return _common.status_error(PROVIDER, 502, exc.message, http_status=exc.status_code)
+    if isinstance(exc, anthropic.APIError):
+        return _common.status_error(PROVIDER, 502, exc.message)
+    return _common.other_error(PROVIDER, exc)
+
+
+class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
     """One ``AsyncAnthropic`` client per process, on an explicitly sized httpx2 pool, SDK retries off."""
 
     name: Provider = PROVIDER
 
-    def _build_client(self, settings: Settings, key: str) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=key,
-            base_url=_common.base_url(settings, PROVIDER),
-            max_retries=0,
-            timeout=settings.request_timeout,
-            http_client=self._http,
-        )
+    client_class = anthropic.AsyncAnthropic
 
-    @staticmethod
-    def _translate(exc: BaseException) -> LLMRelayError:
-        return _translate(exc)
+    _translate = staticmethod(_translate)
 
-    async def aclose(self) -> None:
-        # Closes the injected httpx2 client too.
-        await self._client.close()
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         params, extra = _params(call.request, call.model)
@@ -215,38 +231,6 @@ class _PromptTokens:
         return self.uncached + self.cache_read + self.cache_write
 
 
-def _translate(exc: BaseException) -> LLMRelayError:
-    """Every anthropic SDK and httpx2 exception as the shared error it stands for."""
-    if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        error_type = exc.type or _body_field(exc.body, "type")
-        if status < 400:
-            # An error event inside a stream that began with 200: its type says what it was.
-            status = _ERROR_TYPE_STATUS.get(str(error_type), 502)
-        return _common.status_error(
-            PROVIDER,
-            status,
-            exc.api_message or _body_field(exc.body, "message") or exc.message,
-            retry_after=_common.parse_retry_after(exc.response.headers),
-            code=exc.error_code or error_type,
-            http_status=exc.status_code,
-        )
-    if isinstance(exc, anthropic.APIConnectionError):
-        cause = exc.__cause__
-        if isinstance(cause, httpx2.HTTPError):
-            return _common.transport_error(PROVIDER, cause)
-        if isinstance(exc, anthropic.APITimeoutError):
-            return _common.timeout_error(PROVIDER)
-        return _common.connection_error(PROVIDER, exc.message)
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return _common.status_error(PROVIDER, 502, exc.message, http_status=exc.status_code)
-    if isinstance(exc, anthropic.APIError):
-        return _common.status_error(PROVIDER, 502, exc.message)
-    if isinstance(exc, httpx2.HTTPError | httpx2.StreamError):
-        return _common.transport_error(PROVIDER, exc)
-    return _common.unexpected_error(PROVIDER, exc)
-
-
 def _body_field(body: object, name: str) -> str | None:
     if isinstance(body, Mapping):
         inner = body.get("error", body)
@@ -265,10 +249,6 @@ def _ratelimit(headers: httpx2.Headers) -> RateLimitInfo:
     )
 
 
-def _refuse(field: str, why: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        f"{PROVIDER}: {field}: {why}", data={"provider": PROVIDER, "status": None, "field": field}
-    )
 
 
 def _params(request: LLMRequest, model: ModelInfo) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -425,7 +405,7 @@ def _tool_choice(request: LLMRequest) -> dict[str, Any] | None:
 def _output_format(request: LLMRequest) -> dict[str, Any] | None:
     fmt = request.response_format
     if isinstance(fmt, JSONObjectFormat):
-        raise _refuse(
+        raise _common.refused(PROVIDER,
             "response_format", "the Messages API has no free-form JSON mode; send a json_schema format"
         )
     if not isinstance(fmt, JSONSchemaFormat):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
@@ -145,6 +145,26 @@ class SDKAdapter(ABC, Generic[ClientT]):
             raise
         except Exception as exc:
             raise self._translate(exc) from None
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+ClosableT = TypeVar("ClosableT", bound=_Closable)
+
+
+class GeneratedSDKAdapter(SDKAdapter[ClosableT]):
+    """An adapter on one of the two SDKs generated alike (OpenAI's and Anthropic's): the same
+    constructor arguments, and ``close()`` closes our injected pool too."""
+
+    client_class: Callable[..., ClosableT]
+
+    def _build_client(self, settings: Settings, key: str) -> ClosableT:
+        return self.client_class(**_common.client_options(settings, self.name, key, self._http))
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
 
 class StreamAccumulator:

@@ -42,16 +42,16 @@ import base64
 import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from typing import Any
 
-import httpx2
 import orjson
 from google import genai
 from google.genai import errors, types
 from pydantic import ValidationError
 
 from llmrelay.shared.catalog import Provider
-from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
+from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import (
     DocumentPart,
     FinishReason,
@@ -69,6 +69,8 @@ from llmrelay.worker.providers import _common
 from llmrelay.worker.providers.base import ProviderCall, SDKAdapter, StreamEnd, StreamItem, ToolCallDelta
 
 PROVIDER: Provider = "gemini"
+#: A field this provider cannot take, refused by name before any call.
+_refuse = partial(_common.refused, PROVIDER)
 API_VERSION = "v1beta"
 
 _FINISH: dict[str, FinishReason] = {
@@ -108,6 +110,25 @@ _RESOLUTION = {
 }
 
 
+def _translate(exc: BaseException) -> LLMRelayError:
+    """Every google-genai and httpx2 exception as the shared error it stands for."""
+    if isinstance(exc, errors.APIError):
+        code = exc.code if isinstance(exc.code, int) else 502
+        response = exc.response
+        headers: Mapping[str, str] = getattr(response, "headers", None) or {}
+        retry_after = _common.parse_retry_after(headers)
+        if retry_after is None:
+            retry_after = _retry_delay(exc.details)
+        return _common.status_error(
+            PROVIDER,
+            code,
+            exc.message or exc.status or f"error {code}",
+            retry_after=retry_after,
+            code=exc.status,
+        )
+    return _common.other_error(PROVIDER, exc)
+
+
 class GeminiAdapter(SDKAdapter[genai.Client]):
     """One ``genai.Client`` per process, given an httpx2 client of ours (never aiohttp), no retries."""
 
@@ -126,9 +147,7 @@ class GeminiAdapter(SDKAdapter[genai.Client]):
             ),
         )
 
-    @staticmethod
-    def _translate(exc: BaseException) -> LLMRelayError:
-        return _translate(exc)
+    _translate = staticmethod(_translate)
 
     async def aclose(self) -> None:
         # The SDK leaves a client it was given open: close ours, then the SDK's own (sync) one.
@@ -195,27 +214,6 @@ def _usage(meta: types.GenerateContentResponseUsageMetadata) -> Usage:
     )
 
 
-def _translate(exc: BaseException) -> LLMRelayError:
-    """Every google-genai and httpx2 exception as the shared error it stands for."""
-    if isinstance(exc, errors.APIError):
-        code = exc.code if isinstance(exc.code, int) else 502
-        response = exc.response
-        headers: Mapping[str, str] = getattr(response, "headers", None) or {}
-        retry_after = _common.parse_retry_after(headers)
-        if retry_after is None:
-            retry_after = _retry_delay(exc.details)
-        return _common.status_error(
-            PROVIDER,
-            code,
-            exc.message or exc.status or f"error {code}",
-            retry_after=retry_after,
-            code=exc.status,
-        )
-    if isinstance(exc, httpx2.HTTPError | httpx2.StreamError):
-        return _common.transport_error(PROVIDER, exc)
-    return _common.unexpected_error(PROVIDER, exc)
-
-
 def _retry_delay(details: object) -> float | None:
     """The ``retryDelay`` of a google.rpc.RetryInfo in the error body ("2s", "0.5s")."""
     if not isinstance(details, Mapping):
@@ -231,8 +229,6 @@ def _retry_delay(details: object) -> float | None:
     return None
 
 
-def _refuse(field: str, why: str) -> InvalidRequestError:
-    return InvalidRequestError(f"{field}: {why}", data={"provider": PROVIDER, "field": field})
 
 
 # -- the request -----------------------------------------------------------------------------------
@@ -300,7 +296,7 @@ def _user_part(part: TextPart | ImagePart | DocumentPart, field: str) -> types.P
         return types.Part.from_bytes(data=raw, mime_type=media_type)
     guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
     if guessed is None or not guessed.startswith("image/"):
-        raise _refuse(
+        raise _common.refused(PROVIDER,
             f"{field}.url",
             "Gemini needs an image URL's media type: use a URL ending in .png, .jpg, .gif or .webp, "
             "or send the image as data",
@@ -354,7 +350,7 @@ def _tools(request: LLMRequest) -> dict[str, Any]:
     else:
         mode = types.FunctionCallingConfigMode.AUTO
     if request.parallel_tool_calls is False and mode != types.FunctionCallingConfigMode.NONE:
-        raise _refuse(
+        raise _common.refused(PROVIDER,
             "parallel_tool_calls", "Gemini has no way to turn parallel tool calls off; leave it unset"
         )
     calling = types.FunctionCallingConfig(mode=mode, allowed_function_names=allowed)
@@ -392,7 +388,7 @@ def _media_resolution(request: LLMRequest) -> types.MediaResolution | None:
         if isinstance(part, ImagePart) and part.detail in _RESOLUTION
     }
     if len(details) > 1:
-        raise _refuse(
+        raise _common.refused(PROVIDER,
             "detail", "Gemini sets one media resolution per request: give every image the same detail"
         )
     return _RESOLUTION[details.pop()] if details else None
@@ -411,7 +407,7 @@ def _options(request: LLMRequest, ours: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in parsed.model_fields_set:
         if key in _RESERVED_OPTIONS or key in ours:
-            raise _refuse(
+            raise _common.refused(PROVIDER,
                 f"provider_options.gemini.{key}", "set by llmrelay from the request; it cannot be overridden"
             )
         out[key] = getattr(parsed, key)

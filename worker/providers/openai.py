@@ -17,6 +17,7 @@ lines.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -37,7 +38,7 @@ from openai.types.responses import (
 )
 
 from llmrelay.shared.catalog import Provider
-from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
+from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import (
     DocumentPart,
     FinishReason,
@@ -51,18 +52,19 @@ from llmrelay.shared.models import (
     ToolCall,
     Usage,
 )
-from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
 from llmrelay.worker.providers.base import (
+    GeneratedSDKAdapter,
     ProviderCall,
     RateLimitInfo,
-    SDKAdapter,
     StreamEnd,
     StreamItem,
     ToolCallDelta,
 )
 
 PROVIDER: Provider = "openai"
+#: A field this provider cannot take, refused by name before any call.
+_refuse = partial(_common.refused, PROVIDER)
 
 _CHAT_FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -105,30 +107,47 @@ _RESERVED = frozenset(
 )  # fmt: skip
 
 
-class OpenAIAdapter(SDKAdapter[openai.AsyncOpenAI]):
+def _translate(exc: BaseException) -> LLMRelayError:
+    """Every openai SDK and httpx2 exception as the shared error it stands for."""
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.code or exc.type
+        # An exhausted quota also comes as 429, but waiting does not help: it is a billing matter.
+        status = 402 if code == "insufficient_quota" else exc.status_code
+        return _common.status_error(
+            PROVIDER,
+            status,
+            _body_message(exc.body) or exc.message,
+            retry_after=_common.parse_retry_after(exc.response.headers),
+            code=code,
+            http_status=exc.status_code,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        timed_out = isinstance(exc, openai.APITimeoutError)
+        return _common.wrapped_connection_error(PROVIDER, exc, exc.message, timed_out=timed_out)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return _common.status_error(PROVIDER, 502, exc.message, http_status=exc.status_code)
+    if isinstance(exc, openai.APIError):
+        # An error reported inside a stream that began with 200: its body says what went wrong.
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        code = body.get("code") or body.get("type")
+        status = _ERROR_CODE_STATUS.get(str(code), 502)
+        text = body.get("message") or exc.message
+        return _common.status_error(PROVIDER, status, text, code=code, http_status=200)
+    return _common.other_error(PROVIDER, exc)
+
+
+class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
     """One ``AsyncOpenAI`` client per process, on an explicitly sized httpx2 pool, SDK retries off."""
 
     name: Provider = PROVIDER
 
-    def _build_client(self, settings: Settings, key: str) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=key,
-            base_url=_common.base_url(settings, PROVIDER),
-            max_retries=0,
-            timeout=settings.request_timeout,
-            http_client=self._http,
-        )
+    client_class = openai.AsyncOpenAI
 
-    @staticmethod
-    def _translate(exc: BaseException) -> LLMRelayError:
-        return _translate(exc)
+    _translate = staticmethod(_translate)
 
     def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
 
-    async def aclose(self) -> None:
-        # Closes the injected httpx2 client too.
-        await self._client.close()
 
     async def _stream_chat(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         request = call.request
@@ -260,42 +279,6 @@ def _count(details: object, name: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _translate(exc: BaseException) -> LLMRelayError:
-    """Every openai SDK and httpx2 exception as the shared error it stands for."""
-    if isinstance(exc, openai.APIStatusError):
-        code = exc.code or exc.type
-        # An exhausted quota also comes as 429, but waiting does not help: it is a billing matter.
-        status = 402 if code == "insufficient_quota" else exc.status_code
-        return _common.status_error(
-            PROVIDER,
-            status,
-            _body_message(exc.body) or exc.message,
-            retry_after=_common.parse_retry_after(exc.response.headers),
-            code=code,
-            http_status=exc.status_code,
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        # Inside a stream the SDK wraps the httpx2 error (a cut stream, a read timeout) as its cause.
-        cause = exc.__cause__
-        if isinstance(cause, httpx2.HTTPError):
-            return _common.transport_error(PROVIDER, cause)
-        if isinstance(exc, openai.APITimeoutError):
-            return _common.timeout_error(PROVIDER)
-        return _common.connection_error(PROVIDER, exc.message)
-    if isinstance(exc, openai.APIResponseValidationError):
-        return _common.status_error(PROVIDER, 502, exc.message, http_status=exc.status_code)
-    if isinstance(exc, openai.APIError):
-        # An error reported inside a stream that began with 200: its body says what went wrong.
-        body = exc.body if isinstance(exc.body, Mapping) else {}
-        code = body.get("code") or body.get("type")
-        status = _ERROR_CODE_STATUS.get(str(code), 502)
-        text = body.get("message") or exc.message
-        return _common.status_error(PROVIDER, status, text, code=code, http_status=200)
-    if isinstance(exc, httpx2.HTTPError | httpx2.StreamError):
-        return _common.transport_error(PROVIDER, exc)
-    return _common.unexpected_error(PROVIDER, exc)
-
-
 def _body_message(body: object) -> str | None:
     if isinstance(body, Mapping):
         inner = body.get("error", body)
@@ -418,9 +401,9 @@ def _effort(request: LLMRequest, api_id: str) -> str | None:
     if reasoning is None:
         return None
     if reasoning.budget_tokens is not None:
-        raise _refused("reasoning.budget_tokens", "OpenAI takes a reasoning effort, not a token budget")
+        raise _refuse("reasoning.budget_tokens", "OpenAI takes a reasoning effort, not a token budget")
     if reasoning.effort is not None and not api_id.startswith(_REASONING_PREFIXES):
-        raise _refused("reasoning.effort", f"{api_id} is not a reasoning model")
+        raise _refuse("reasoning.effort", f"{api_id} is not a reasoning model")
     return reasoning.effort
 
 
@@ -431,12 +414,10 @@ def _options(request: LLMRequest, params: Mapping[str, Any]) -> dict[str, Any] |
         return None
     for key in options:
         if key in _RESERVED or key in params:
-            raise _refused(f"provider_options.openai.{key}", "llmrelay sets it from the request")
+            raise _refuse(f"provider_options.openai.{key}", "llmrelay sets it from the request")
     return dict(options)
 
 
-def _refused(field: str, why: str) -> InvalidRequestError:
-    return InvalidRequestError(f"{field}: {why}", data={"provider": PROVIDER, "field": field})
 
 
 def _responses_content(message: Message) -> Any:
@@ -468,7 +449,7 @@ def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputPara
     items: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
         if message.name is not None and message.role != "tool":
-            raise _refused(f"messages[{i}].name", "the Responses API has no per-message name")
+            raise _refuse(f"messages[{i}].name", "the Responses API has no per-message name")
         if message.role == "system":
             system.append(message.text)
         elif message.role == "tool":
@@ -490,7 +471,7 @@ def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputPara
 def _responses_params(request: LLMRequest, api_id: str) -> dict[str, Any]:
     """The Responses parameters beyond the conversation, only those the request sets."""
     if request.seed is not None:
-        raise _refused("seed", "the OpenAI Responses API takes no seed")
+        raise _refuse("seed", "the OpenAI Responses API takes no seed")
     effort = _effort(request, api_id)
     params: dict[str, Any] = {
         "max_output_tokens": request.max_tokens,
