@@ -16,7 +16,7 @@ lines.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -147,7 +147,6 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
 
     def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
-
 
     async def _stream_chat(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         request = call.request
@@ -309,24 +308,40 @@ def _arguments(call: ToolCall) -> str:
     return orjson.dumps(call.arguments).decode()
 
 
-def _chat_content(message: Message) -> Any:
-    """A string stays a string; parts become ``text`` / ``image_url`` / ``file`` parts (the vision and
-    PDF-files guides: a PDF goes inline as a data URL with a filename)."""
+def _chat_part(part: TextPart | ImagePart | DocumentPart, i: int) -> dict[str, Any]:
+    """A Chat Completions content part (the vision and PDF-files guides: a PDF goes inline as a data
+    URL with a filename)."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        image: dict[str, Any] = {"url": _image_url(part)}
+        if part.detail is not None:
+            image["detail"] = part.detail
+        return {"type": "image_url", "image_url": image}
+    pdf = {"filename": f"document-{i}.pdf", "file_data": _data_url(part.media_type, part.data)}
+    return {"type": "file", "file": pdf}
+
+
+def _responses_part(part: TextPart | ImagePart | DocumentPart, i: int) -> dict[str, Any]:
+    """A Responses API input part (``input_image`` needs its ``detail``: "auto" unless asked)."""
+    if isinstance(part, TextPart):
+        return {"type": "input_text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return {"type": "input_image", "image_url": _image_url(part), "detail": part.detail or "auto"}
+    return {
+        "type": "input_file",
+        "filename": f"document-{i}.pdf",
+        "file_data": _data_url(part.media_type, part.data),
+    }
+
+
+def _content(
+    message: Message, part_of: Callable[[TextPart | ImagePart | DocumentPart, int], dict[str, Any]]
+) -> Any:
+    """A string stays a string (so does any turn but the user's); parts become the API's own parts."""
     if isinstance(message.content, str) or message.role != "user":
         return message.text
-    out: list[dict[str, Any]] = []
-    for i, part in enumerate(message.parts):
-        if isinstance(part, TextPart):
-            out.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            image: dict[str, Any] = {"url": _image_url(part)}
-            if part.detail is not None:
-                image["detail"] = part.detail
-            out.append({"type": "image_url", "image_url": image})
-        elif isinstance(part, DocumentPart):
-            pdf = {"filename": f"document-{i}.pdf", "file_data": _data_url(part.media_type, part.data)}
-            out.append({"type": "file", "file": pdf})
-    return out
+    return [part_of(part, i) for i, part in enumerate(message.parts)]
 
 
 def _chat_messages(request: LLMRequest) -> list[ChatCompletionMessageParam]:
@@ -336,7 +351,7 @@ def _chat_messages(request: LLMRequest) -> list[ChatCompletionMessageParam]:
             # The call id is the link; a tool message has no name field in Chat Completions.
             out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
             continue
-        entry: dict[str, Any] = {"role": message.role, "content": _chat_content(message)}
+        entry: dict[str, Any] = {"role": message.role, "content": _content(message, _chat_part)}
         if message.tool_calls:
             entry["content"] = message.text or None
             entry["tool_calls"] = [
@@ -418,30 +433,6 @@ def _options(request: LLMRequest, params: Mapping[str, Any]) -> dict[str, Any] |
     return dict(options)
 
 
-
-
-def _responses_content(message: Message) -> Any:
-    if isinstance(message.content, str) or message.role != "user":
-        return message.text
-    out: list[dict[str, Any]] = []
-    for i, part in enumerate(message.parts):
-        if isinstance(part, TextPart):
-            out.append({"type": "input_text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            out.append(
-                {"type": "input_image", "image_url": _image_url(part), "detail": part.detail or "auto"}
-            )
-        elif isinstance(part, DocumentPart):
-            out.append(
-                {
-                    "type": "input_file",
-                    "filename": f"document-{i}.pdf",
-                    "file_data": _data_url(part.media_type, part.data),
-                }
-            )
-    return out
-
-
 def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputParam]:
     """System messages become ``instructions``; the conversation becomes input items, an assistant's
     tool calls as ``function_call`` items after its text and tool results as ``function_call_output``."""
@@ -464,7 +455,7 @@ def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputPara
                 for c in message.tool_calls
             )
         else:
-            items.append({"role": message.role, "content": _responses_content(message)})
+            items.append({"role": message.role, "content": _content(message, _responses_part)})
     return ("\n\n".join(system) if system else None), items  # type: ignore[return-value]
 
 
