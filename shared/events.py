@@ -22,6 +22,7 @@ runs of 100,000, 2 cores, Python 3.11, pydantic 2.14), per token event with an A
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,7 +39,7 @@ class MalformedEventError(ValueError):
 
 
 @dataclass(slots=True)
-class Event:
+class Event(ABC):
     """What every event has: its index, the A2A context it carried, and the bytes it was read from."""
 
     type: ClassVar[str]
@@ -48,9 +49,9 @@ class Event:
     context: dict[str, Any] = field(default_factory=dict, kw_only=True)
     raw: bytes = field(default=b"", kw_only=True, repr=False, compare=False)
 
+    @abstractmethod
     def fields(self) -> bytes:
         """The encoded members after ``index``, each with its leading comma."""
-        raise NotImplementedError
 
     @property
     def trace_id(self) -> str | None:

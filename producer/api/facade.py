@@ -8,6 +8,7 @@ app's lifespan, or by the first request where lifespans do not run; one passed i
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -96,14 +97,15 @@ class Facade:
         )
 
 
-class RouteGroup:
+class RouteGroup(ABC):
     """The handlers of one route module, bound to the façade they serve."""
 
     def __init__(self, facade: Facade) -> None:
         self.facade = facade
 
+    @abstractmethod
     def routes(self) -> list[Route]:
-        raise NotImplementedError
+        """The routes this module serves."""
 
 
 __all__ = ["Facade", "RouteGroup"]
