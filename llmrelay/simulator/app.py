@@ -280,6 +280,9 @@ class SimulatorApp:
         interval = 1.0 / tps if tps > 0 else 0.0
         out = render(call, tokens, truncated, rid, int(time.time()))
 
+        if api == "gemini-json-stream" and not isinstance(out, bytes):
+            # streamGenerateContent without alt=sse: one JSON array of the chunks, sent as one body
+            out = b"[" + b",\r\n".join(e[6:-2] for e in [*out.events, out.epilogue] if e) + b"]"
         if isinstance(out, bytes):
             headers = self._headers(provider, rid, JSON, call.prompt_tokens + n)
             delay = ttft + max(0, len(tokens) - 1) * interval
@@ -289,18 +292,6 @@ class SimulatorApp:
                 await self._cut_plain(send, out, headers)
                 return
             await send_simple(send, 200, out, headers)
-            return
-        if api == "gemini-json-stream":
-            # streamGenerateContent without alt=sse: one JSON array of the chunks
-            payload = b"[" + b",\r\n".join(e[6:-2] for e in [*out.events, out.epilogue] if e) + b"]"
-            headers = self._headers(provider, rid, JSON, call.prompt_tokens + n)
-            delay = ttft + max(0, len(tokens) - 1) * interval
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if fault is not None and fault.kind in ("cut", "overloaded_in_stream"):
-                await self._cut_plain(send, payload, headers)
-                return
-            await send_simple(send, 200, payload, headers)
             return
         headers = self._headers(provider, rid, SSE, call.prompt_tokens + n)
         headers.append(NO_CACHE)
