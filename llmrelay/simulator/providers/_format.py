@@ -34,11 +34,6 @@ class Template:
         return b"".join(out)
 
 
-def _sse(obj: Any, event: str | None = None) -> bytes:
-    head = b"event: " + event.encode() + b"\n" if event else b""
-    return head + b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
 def sse(obj: Any, event: str | None = None) -> bytes:
     head = b"event: " + event.encode() + b"\n" if event else b""
     return head + b"data: " + orjson.dumps(obj) + b"\n\n"
