@@ -21,6 +21,14 @@ from llmrelay.shared.payloads import decode_each, decode_heartbeat
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: One model of each provider for tests that need "a model of provider X" and not a particular one. New
+#: tests name models through these, so that a catalog change (a model retired upstream) is one edit here.
+OPENAI_MODEL = "gpt-4.1"
+OPENAI_REASONING_MODEL = "gpt-5"
+ANTHROPIC_MODEL = "claude-3-5-sonnet"
+GEMINI_MODEL = "gemini-2.0-flash"
+MODEL_OF = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "gemini": GEMINI_MODEL}
+
 #: The product's default lease (``LLMRELAY_LEASE_SECONDS``), which a worker renews in time even on a busy
 #: machine; the queue tests' fixtures use a much shorter one, for the tests of reclaim.
 DEFAULT_LEASE = str(Settings.model_fields["lease_seconds"].default)
