@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -17,6 +18,7 @@ from llmrelay.shared import keys
 from llmrelay.shared.batch import BatchItem, BatchStatus
 from llmrelay.shared.catalog import PROVIDERS
 from llmrelay.shared.connections import blocking_pool
+from llmrelay.shared.embeddings import EmbeddingRequest, EmbeddingResponse, decode_embedding_result
 from llmrelay.shared.errors import (
     BackendUnavailableError,
     InvalidRequestError,
@@ -26,7 +28,7 @@ from llmrelay.shared.errors import (
     QueueFullError,
     StreamRestartedError,
 )
-from llmrelay.shared.events import DoneEvent, RestartEvent, StreamEvent, TokenEvent
+from llmrelay.shared.events import DoneEvent, EmbeddingDoneEvent, RestartEvent, StreamEvent, TokenEvent
 from llmrelay.shared.governance import Governance
 from llmrelay.shared.jobs import Job, decode_error, decode_result
 from llmrelay.shared.models import LLMRequest, LLMResponse
@@ -131,6 +133,26 @@ class LLMProducer:
                 case DoneEvent():
                     return
 
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embed the request's inputs through the queue: one vector per input, in order.
+
+        The same governance as ``complete`` holds (ALLOWED_MODELS, rate limits, idempotency by
+        ``request_id``, the deadline, retries, cancellation with ``cancel(request_id)``); embeddings are
+        never streamed and never fail over to another model.
+        """
+        route = self.governance.route_embedding(request)
+        request_id = request.request_id or uuid.uuid4().hex
+        if request.request_id is None:
+            request = request.model_copy(update={"request_id": request_id})
+        self._remember(request_id, route.model.provider)
+        job = make_job(request, route, self.settings, stream=False)
+        async with contextlib.aclosing(self._run(job, terminal_only=True)) as events:
+            async for event in events:
+                if isinstance(event, EmbeddingDoneEvent):
+                    return event.response
+                break
+        raise _other_kind(request_id, "a completion")
+
     async def submit(self, request: LLMRequest) -> str:
         """Queue a request and return its id at once; ``result(request_id)`` waits for the response."""
         job = self._job(request, stream=False)
@@ -203,7 +225,11 @@ class LLMProducer:
         This is what the façade relays: every event carries its ``index`` for resumption, and the
         bytes it came in (``raw``), to pass on as they are.
         """
-        job = self._job(request, stream=stream)
+        async for event in self._run(self._job(request, stream=stream)):
+            yield event
+
+    async def _run(self, job: Job, *, terminal_only: bool = False) -> AsyncGenerator[StreamEvent, None]:
+        """Queue a job (unless its id exists) and follow its events to the end."""
         deadline = time.monotonic() + (job.deadline - job.enqueued_at) + DEADLINE_GRACE
         follower = self._follow()
         # Subscribed before the job is queued: pub/sub has no replay, and a fast job could end unseen.
@@ -214,12 +240,21 @@ class LLMProducer:
                 if state == "full":
                     raise self._queue_full(job)
                 if state == "done":
-                    yield DoneEvent(0, decode_result(detail))
+                    if isinstance(job.request, EmbeddingRequest):
+                        yield EmbeddingDoneEvent(0, decode_embedding_result(detail))
+                    else:
+                        yield DoneEvent(0, decode_result(detail))
                     return
                 if state not in ("queued", "exists"):
                     raise _stored_error(detail, job.request_id, state)
                 async for event in follower.follow(
-                    job.provider, job.request_id, 0, deadline, queue=queue, catch_up=state == "exists"
+                    job.provider,
+                    job.request_id,
+                    0,
+                    deadline,
+                    queue=queue,
+                    catch_up=state == "exists",
+                    terminal_only=terminal_only,
                 ):
                     yield event
 
@@ -296,7 +331,16 @@ async def _response_of(stream: AsyncIterator[StreamEvent]) -> LLMResponse:
     async for event in stream:
         if isinstance(event, DoneEvent):
             return event.response
+        if isinstance(event, EmbeddingDoneEvent):
+            raise _other_kind(event.response.request_id, "an embedding")
     raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
+
+
+def _other_kind(request_id: str, kind: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"request {request_id!r} is {kind}; its result is read through the call of its own kind",
+        data={"field": "request_id", "request_id": request_id},
+    )
 
 
 def _stored_error(raw: Any, request_id: str, status: str) -> LLMRelayError:

@@ -1,6 +1,7 @@
 """The contract both sides of llmrelay speak: models, events, settings, errors, catalog, key names."""
 
 from llmrelay.shared.catalog import Catalog, ModelInfo, Provider, Tier
+from llmrelay.shared.embeddings import EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 from llmrelay.shared.errors import (
     AuthenticationError,
     BackendUnavailableError,
@@ -34,6 +35,9 @@ __all__ = [
     "ContentFilteredError",
     "ContextLengthExceededError",
     "DeadLetteredError",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "EmbeddingUsage",
     "Governance",
     "InvalidRequestError",
     "JobNotFoundError",

@@ -12,6 +12,9 @@ from llmrelay.shared.errors import UnknownModelError
 
 Provider = Literal["openai", "anthropic", "gemini"]
 Tier = Literal["fast", "balanced", "premium"]
+#: What a model does: answer a conversation, or turn texts into vectors.
+ModelKind = Literal["chat", "embedding"]
+MODEL_KINDS: tuple[ModelKind, ...] = ("chat", "embedding")
 PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini")
 TIERS: tuple[Tier, ...] = ("fast", "balanced", "premium")
 
@@ -33,6 +36,9 @@ class ModelInfo:
     long_context_threshold: int | None = None
     input_per_mtok_long: float | None = None
     output_per_mtok_long: float | None = None
+    kind: ModelKind = "chat"
+    #: An embedding model's vector size (the most a request's ``dimensions`` may ask for).
+    dimensions: int | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int, *, discount: float = 0.0) -> float:
         """Cost in USD of one call; long-context prices apply past the threshold, as the providers bill."""
@@ -55,6 +61,7 @@ class ModelInfo:
             "output_per_mtok": self.output_per_mtok,
             "context_window": self.context_window,
             "max_output_tokens": self.max_output_tokens,
+            **({"kind": self.kind, "dimensions": self.dimensions} if self.kind == "embedding" else {}),
         }
 
 
@@ -62,9 +69,13 @@ _FIELDS = {f for f in ModelInfo.__dataclass_fields__ if f != "name"}
 _REQUIRED = {
     "provider", "api_id", "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens", "tier",
 }  # fmt: skip
+#: An embedding model has an input price, a per-input token limit (``context_window``) and a vector size;
+#: it produces no output tokens and takes no part in tier selection.
+_REQUIRED_EMBEDDING = {"provider", "api_id", "input_per_mtok", "context_window", "dimensions"}
+_EMBEDDING_DEFAULTS: dict[str, Any] = {"output_per_mtok": 0.0, "max_output_tokens": 0, "tier": "fast"}
 _NUMERIC = {
     "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens",
-    "long_context_threshold", "input_per_mtok_long", "output_per_mtok_long",
+    "long_context_threshold", "input_per_mtok_long", "output_per_mtok_long", "dimensions",
 }  # fmt: skip
 
 
@@ -105,6 +116,16 @@ class Catalog:
             unknown = set(entry) - _FIELDS
             if unknown:
                 raise ValueError(f"catalog entry {name!r} has unknown fields: {sorted(unknown)}")
+            kind = entry.get("kind", "chat")
+            if kind not in MODEL_KINDS:
+                raise ValueError(f"catalog entry {name!r}: kind must be one of {MODEL_KINDS}")
+            if kind == "embedding":
+                entry = {**_EMBEDDING_DEFAULTS, **entry}
+                missing_embedding = _REQUIRED_EMBEDDING - set(entry)
+                if missing_embedding:
+                    raise ValueError(
+                        f"catalog entry {name!r} lacks required fields: {sorted(missing_embedding)}"
+                    )
             if entry.get("provider") not in PROVIDERS:
                 raise ValueError(f"catalog entry {name!r}: provider must be one of {PROVIDERS}")
             if entry.get("tier") not in TIERS:
@@ -138,4 +159,5 @@ class Catalog:
         return self.resolve(model).provider
 
     def by_tier(self, tier: Tier) -> list[ModelInfo]:
-        return [m for m in self.models.values() if m.tier == tier]
+        """The chat models of a tier (embedding models are chosen by name only)."""
+        return [m for m in self.models.values() if m.tier == tier and m.kind == "chat"]

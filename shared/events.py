@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import ValidationError
 
+from llmrelay.shared.embeddings import EmbeddingResponse, embedding_result_of, encode_embedding_result
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import LLMResponse
 
@@ -120,6 +121,17 @@ class DoneEvent(Event):
 
 
 @dataclass(slots=True)
+class EmbeddingDoneEvent(Event):
+    """The one result of an embedding request (vectors as ``shared.embeddings`` encodes them)."""
+
+    type: ClassVar[str] = "embedding_done"
+    response: EmbeddingResponse
+
+    def fields(self) -> bytes:
+        return b',"response":%b' % encode_embedding_result(self.response)
+
+
+@dataclass(slots=True)
 class ErrorEvent(Event):
     type: ClassVar[str] = "error"
     error: dict[str, Any]
@@ -138,9 +150,11 @@ class ErrorEvent(Event):
         return cls(index, error.to_dict())
 
 
-StreamEvent = TokenEvent | ToolCallEvent | RestartEvent | DoneEvent | ErrorEvent
-EVENT_TYPES: tuple[type[StreamEvent], ...] = (TokenEvent, ToolCallEvent, RestartEvent, DoneEvent, ErrorEvent)
-TERMINAL = (DoneEvent, ErrorEvent)
+StreamEvent = TokenEvent | ToolCallEvent | RestartEvent | DoneEvent | EmbeddingDoneEvent | ErrorEvent
+EVENT_TYPES: tuple[type[StreamEvent], ...] = (
+    TokenEvent, ToolCallEvent, RestartEvent, DoneEvent, EmbeddingDoneEvent, ErrorEvent,
+)  # fmt: skip
+TERMINAL = (DoneEvent, EmbeddingDoneEvent, ErrorEvent)
 TERMINAL_TYPES = frozenset(cls.type for cls in TERMINAL)
 
 for _cls in EVENT_TYPES:
@@ -244,6 +258,14 @@ def _done(index: int, data: dict[str, Any], wire: bytes) -> DoneEvent:
     return DoneEvent(index, LLMResponse.model_validate(data.pop("response")), context=data, raw=wire)
 
 
+def _embedding_done(index: int, data: dict[str, Any], wire: bytes) -> EmbeddingDoneEvent:
+    try:
+        response = embedding_result_of(data.pop("response"))
+    except ValueError as exc:
+        raise TypeError(str(exc)) from None
+    return EmbeddingDoneEvent(index, response, context=data, raw=wire)
+
+
 def _error(index: int, data: dict[str, Any], wire: bytes) -> ErrorEvent:
     value = data.pop("error")
     if not isinstance(value, dict):
@@ -256,6 +278,7 @@ _READERS: dict[str, Callable[[int, dict[str, Any], bytes], StreamEvent]] = {
     ToolCallEvent.type: _tool_call,
     RestartEvent.type: _restart,
     DoneEvent.type: _done,
+    EmbeddingDoneEvent.type: _embedding_done,
     ErrorEvent.type: _error,
 }
 
@@ -265,6 +288,7 @@ __all__ = [
     "TERMINAL",
     "TERMINAL_TYPES",
     "DoneEvent",
+    "EmbeddingDoneEvent",
     "ErrorEvent",
     "Event",
     "MalformedEventError",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import structlog
 
 from llmrelay.shared.catalog import TIERS, Catalog, ModelInfo, Tier
+from llmrelay.shared.embeddings import EmbeddingRequest, chat_model_refused, check_embedding_model
 from llmrelay.shared.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
@@ -175,6 +176,8 @@ class Governance:
             info = self.check(self.default_model)
         else:
             raise InvalidRequestError("no model given and no default configured", data={"field": "model"})
+        if info.kind != "chat":
+            raise chat_model_refused(info, "model")
         self._check_fits(request, info)
         check_parameters(request, info)
 
@@ -182,6 +185,8 @@ class Governance:
         if request.fallback_models:
             for name in request.fallback_models:
                 fallback = self.check(name, field="fallback_models")
+                if fallback.kind != "chat":
+                    raise chat_model_refused(fallback, "fallback_models")
                 check_parameters(request, fallback, field="fallback_models")
                 if fallback.name != info.name and fallback not in chain:
                     chain.append(fallback)
@@ -192,12 +197,20 @@ class Governance:
                 # A configured failover model that cannot take the request's parameters is skipped.
                 if (
                     candidate
+                    and candidate.kind == "chat"
                     and candidate.name in self.allowed
                     and candidate.name != info.name
                     and _takes(request, candidate)
                 ):
                     chain.append(candidate)
         return Route(info, tuple(chain))
+
+    def route_embedding(self, request: EmbeddingRequest) -> Route:
+        """Check the embedding model (allowed, an embedding model, able to take the input); never a
+        failover chain: another model's vectors are in another space."""
+        info = self.check(request.model)
+        check_embedding_model(request, info)
+        return Route(info)
 
     @staticmethod
     def _check_fits(request: LLMRequest, info: ModelInfo) -> None:

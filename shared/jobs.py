@@ -10,6 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from llmrelay.shared.catalog import PROVIDERS, Provider
+from llmrelay.shared.embeddings import EmbeddingRequest
 from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
 from llmrelay.shared.keys import LANES, valid_request_id
 from llmrelay.shared.models import LLMRequest, LLMResponse, Priority
@@ -27,7 +28,11 @@ def read_entry(fields: Mapping[bytes, bytes]) -> tuple[str, bytes]:
     return fields.get(_ENTRY_ID, b"").decode(errors="replace"), fields.get(_ENTRY_JOB, b"")
 
 
-def request_payload(request: LLMRequest) -> dict[str, Any]:
+#: The job kinds a work stream carries (``k`` in the job; a completion leaves it out).
+EMBED: Final = "embed"
+
+
+def request_payload(request: LLMRequest | EmbeddingRequest) -> dict[str, Any]:
     """The request as compact JSON-ready data: defaults left out (the tags of parts and formats are
     always written, see ``models._Tagged``)."""
     data: dict[str, Any] = request.model_dump(mode="json", exclude_defaults=True)
@@ -36,12 +41,13 @@ def request_payload(request: LLMRequest) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Job:
-    """What a worker needs to run one request; ``model`` and ``fallbacks`` are catalog names."""
+    """What a worker needs to run one request (a completion, or an embedding); ``model`` and
+    ``fallbacks`` are catalog names."""
 
     request_id: str
     provider: Provider
     model: str
-    request: LLMRequest
+    request: LLMRequest | EmbeddingRequest
     enqueued_at: float
     deadline: float
     stream: bool = True
@@ -49,8 +55,10 @@ class Job:
     fallbacks: list[str] = field(default_factory=list)
 
     def encode(self) -> bytes:
+        kind = {"k": EMBED} if isinstance(self.request, EmbeddingRequest) else {}
         return orjson.dumps(
             {
+                **kind,
                 "id": self.request_id,
                 "p": self.provider,
                 "m": self.model,
@@ -74,6 +82,10 @@ class Job:
             request_id = data["id"]
             if not isinstance(request_id, str) or not valid_request_id(request_id):
                 raise InvalidRequestError("job id is not a valid request id")
+            kind = data.get("k")
+            if kind not in (None, EMBED):
+                raise InvalidRequestError(f"job names unknown kind {kind!r}")
+            request_model = EmbeddingRequest if kind == EMBED else LLMRequest
             lane = data.get("l", "interactive")
             if lane not in LANES:
                 raise InvalidRequestError(f"job names unknown lane {lane!r}")
@@ -81,7 +93,7 @@ class Job:
                 request_id=request_id,
                 provider=provider,
                 model=str(data["m"]),
-                request=LLMRequest.model_validate(data["r"]),
+                request=request_model.model_validate(data["r"]),
                 enqueued_at=float(data["t"]),
                 deadline=float(data["d"]),
                 stream=bool(data.get("s", True)),
@@ -107,7 +119,13 @@ def encode_result(response: LLMResponse) -> bytes:
 
 
 def decode_result(raw: bytes | str) -> LLMResponse:
-    return LLMResponse.model_validate_json(raw)
+    """The stored completion; InvalidRequestError when the id holds another kind of result."""
+    try:
+        return LLMResponse.model_validate_json(raw)
+    except ValidationError:
+        raise InvalidRequestError(
+            "this request_id already names a request that is not a completion", data={"field": "request_id"}
+        ) from None
 
 
 def encode_error(error: LLMRelayError) -> bytes:

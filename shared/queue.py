@@ -8,6 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from llmrelay.shared import events, keys, scripts
+from llmrelay.shared.embeddings import EmbeddingRequest
 from llmrelay.shared.errors import RequestCancelledError
 from llmrelay.shared.governance import Route
 from llmrelay.shared.jobs import Job, encode_error
@@ -19,7 +20,9 @@ _ENQUEUE = LuaScript(scripts.ENQUEUE)
 _CANCEL = LuaScript(scripts.CANCEL)
 
 
-def make_job(request: LLMRequest, route: Route, settings: Settings, *, stream: bool) -> Job:
+def make_job(
+    request: LLMRequest | EmbeddingRequest, route: Route, settings: Settings, *, stream: bool
+) -> Job:
     """The job of a routed request with an id; its deadline counts from now."""
     assert request.request_id is not None, "a job needs its request id"
     now = time.time()

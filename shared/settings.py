@@ -25,6 +25,7 @@ DEFAULT_ALLOWED_MODELS: tuple[str, ...] = (
     "gemini-2.0-flash",
     "gemini-1.5-pro",
     "gemini-1.5-flash",
+    *("text-embedding-3-small", "text-embedding-3-large", "gemini-embedding-001"),
 )
 
 #: The ModelSelector's preference per tier, cheapest first within each tier's quality band.

@@ -8,8 +8,17 @@ from typing import Any
 from redis.asyncio import Redis
 
 from llmrelay.shared import events, keys, scripts
+from llmrelay.shared.embeddings import EmbeddingResponse, encode_embedding_result
 from llmrelay.shared.errors import LLMRelayError
-from llmrelay.shared.events import DoneEvent, ErrorEvent, RestartEvent, StreamEvent, TokenEvent, ToolCallEvent
+from llmrelay.shared.events import (
+    DoneEvent,
+    EmbeddingDoneEvent,
+    ErrorEvent,
+    RestartEvent,
+    StreamEvent,
+    TokenEvent,
+    ToolCallEvent,
+)
 from llmrelay.shared.jobs import encode_error, encode_result
 from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.scripts import LuaScript
@@ -124,11 +133,14 @@ class JobEvents:
 
     # -- the end ------------------------------------------------------------------------------------
 
-    async def done(self, response: LLMResponse) -> bool:
+    async def done(self, response: LLMResponse | EmbeddingResponse) -> bool:
         try:
             await self.flush()
         except LeaseLostError:
             return False
+        if isinstance(response, EmbeddingResponse):
+            embedded = EmbeddingDoneEvent(self.index + 1, response)
+            return await self._finish("done", embedded, encode_embedding_result(response))
         event = DoneEvent(self.index + 1, response)
         return await self._finish("done", event, encode_result(response))
 

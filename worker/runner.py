@@ -15,10 +15,19 @@ from redis.asyncio import Redis
 
 from llmrelay.shared import keys, scripts
 from llmrelay.shared.catalog import ModelInfo
+from llmrelay.shared.embeddings import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    chat_model_refused,
+    check_embedding_model,
+    estimate_input_tokens,
+)
 from llmrelay.shared.errors import (
     DeadLetteredError,
     InvalidRequestError,
     LLMRelayError,
+    ProviderError,
     RateLimitedError,
     RequestCancelledError,
     RequestTimeoutError,
@@ -26,12 +35,18 @@ from llmrelay.shared.errors import (
 from llmrelay.shared.governance import Governance, estimate_prompt_tokens
 from llmrelay.shared.jobs import Job, read_entry
 from llmrelay.shared.metrics import WorkerMetrics
-from llmrelay.shared.models import LLMResponse
+from llmrelay.shared.models import LLMRequest, LLMResponse
 from llmrelay.shared.redaction import redact
 from llmrelay.shared.scripts import LuaScript
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.output import parsed_output
-from llmrelay.worker.providers.base import Completion, ProviderAdapter, ProviderCall, StreamAccumulator
+from llmrelay.worker.providers.base import (
+    Completion,
+    EmbeddingCall,
+    ProviderAdapter,
+    ProviderCall,
+    StreamAccumulator,
+)
 from llmrelay.worker.ratelimit import RateLimiter
 from llmrelay.worker.relay import JobEvents, LeaseLostError
 
@@ -136,7 +151,11 @@ class JobRunner:
         provider = writer.provider
         try:
             for name in (job.model, *job.fallbacks):
-                self._governance.check(name)  # ALLOWED_MODELS on the worker's side too
+                info = self._governance.check(name)  # ALLOWED_MODELS on the worker's side too
+                if isinstance(job.request, EmbeddingRequest):
+                    check_embedding_model(job.request, info)
+                elif info.kind != "chat":
+                    raise chat_model_refused(info, "model")
         except InvalidRequestError as err:
             # Whoever wrote this job bypassed the producer's check: it must never reach a provider.
             self._metrics.dead_letters.labels(provider).inc()
@@ -202,12 +221,13 @@ class JobRunner:
             ttl_ms=int(self._settings.result_ttl * 1000),
         )
 
-    async def _execute(self, job: Job, writer: JobEvents, bound: Any, paused_ms: int | None) -> LLMResponse:
+    async def _execute(
+        self, job: Job, writer: JobEvents, bound: Any, paused_ms: int | None
+    ) -> LLMResponse | EmbeddingResponse:
         settings = self._settings
         chain = [job.model, *job.fallbacks]
         attempts = 0
-        estimate_in = estimate_prompt_tokens(job.request)
-        estimate = estimate_in + (job.request.max_tokens or DEFAULT_COMPLETION_ESTIMATE)
+        estimate = _estimate_tokens(job)
         last_error: LLMRelayError | None = None
         for position, name in enumerate(chain):
             model = self._governance.check(name)  # ALLOWED_MODELS again, on the worker's side
@@ -227,7 +247,11 @@ class JobRunner:
                     await writer.restart(attempts, f"retrying after {type(last_error).__name__}")
                 try:
                     async with asyncio.timeout(job.deadline - time.time()):
-                        response = await self._attempt(job, model, adapter, writer, attempts)
+                        response: LLMResponse | EmbeddingResponse
+                        if isinstance(job.request, EmbeddingRequest):
+                            response = await self._embed(job, job.request, model, adapter, attempts)
+                        else:
+                            response = await self._attempt(job, model, adapter, writer, attempts)
                 except TimeoutError:
                     raise RequestTimeoutError(
                         "the request's deadline passed during the provider call", data={"attempts": attempts}
@@ -255,12 +279,50 @@ class JobRunner:
         assert last_error is not None
         raise last_error
 
+    async def _embed(
+        self, job: Job, request: EmbeddingRequest, model: ModelInfo, adapter: ProviderAdapter, attempts: int
+    ) -> EmbeddingResponse:
+        """One embedding attempt: no stream, one result, counted in the metrics like a completion."""
+        call = EmbeddingCall(
+            model=model,
+            request=request,
+            timeout=max(0.001, job.deadline - time.time()),
+            headers=request.context.headers(),
+        )
+        done = await adapter.embed(call)
+        if len(done.vectors) != len(request.input):
+            raise _broken_reply(model, f"{len(done.vectors)} vectors for {len(request.input)} inputs")
+        rate = done.ratelimit
+        if rate is not None and rate.remaining_requests == 0 and rate.reset_requests_s:
+            await self._limiter.pause(model.provider, rate.reset_requests_s, "remaining requests 0")
+        latency = time.time() - job.enqueued_at
+        labels = (model.provider, model.name)
+        cost = model.cost(done.prompt_tokens, 0)
+        self._metrics.latency.labels(*labels).observe(latency)
+        self._metrics.tokens.labels(*labels, "prompt").inc(done.prompt_tokens)
+        self._metrics.cost.labels(*labels).inc(cost)
+        self._metrics.requests.labels(*labels, "ok").inc()
+        return EmbeddingResponse(
+            request_id=job.request_id,
+            model=model.name,
+            provider=model.provider,
+            vectors=done.vectors,
+            usage=EmbeddingUsage.of(done.prompt_tokens),
+            cost_usd=cost,
+            latency_ms=round(latency * 1000, 3),
+            attempts=attempts,
+            trace_id=request.trace_id,
+            source_agent=request.source_agent,
+            session_id=request.session_id,
+        )
+
     async def _attempt(
         self, job: Job, model: ModelInfo, adapter: ProviderAdapter, writer: JobEvents, attempts: int
     ) -> LLMResponse:
         """One call to one model: its stream folded by the accumulator ``complete`` uses too, so that
         both paths end alike, and its text relayed as it arrives."""
         request = job.request
+        assert isinstance(request, LLMRequest)
         call = ProviderCall(
             model=model,
             request=request,
@@ -345,6 +407,18 @@ class JobRunner:
         self._metrics.dead_letters.labels(provider).inc()
         writer = self._events(provider, request_id, stream_key, entry_id, 0, context={})
         await writer.fail("dead", err, raw[:65536])
+
+
+def _estimate_tokens(job: Job) -> int:
+    """What the token limiter charges up front: an embedding's input, or a completion's prompt and output."""
+    request = job.request
+    if isinstance(request, EmbeddingRequest):
+        return sum(estimate_input_tokens(text) for text in request.input)
+    return estimate_prompt_tokens(request) + (request.max_tokens or DEFAULT_COMPLETION_ESTIMATE)
+
+
+def _broken_reply(model: ModelInfo, what: str) -> ProviderError:
+    return ProviderError(f"{model.provider}: {what}", data={"provider": model.provider, "status": None})
 
 
 def _retry_after(err: LLMRelayError) -> float | None:

@@ -6,11 +6,13 @@ one class whose request path reads top to bottom: read, pick a fault, reply or s
 (:mod:`.faults`) and ASGI primitives (:mod:`.asgi`) live in modules of their own.
 
 Endpoints
-    OpenAI      ``POST /v1/chat/completions``, ``POST /v1/responses`` (streaming or not), ``GET /v1/models``
+    OpenAI      ``POST /v1/chat/completions``, ``POST /v1/responses`` (streaming or not), ``GET /v1/models``,
+                ``POST /v1/embeddings`` (see :mod:`.embeddings`, as are Gemini's two below)
     Anthropic   ``POST /v1/messages`` (streaming or not), ``GET /v1/models`` (with ``anthropic-version``)
     Gemini      ``POST /v1beta/models/{model}:generateContent``,
                 ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` (without ``alt=sse``: one
-                JSON array), ``GET /v1beta/models``; ``v1`` and ``v1alpha`` paths work too
+                JSON array), ``:embedContent``, ``:batchEmbedContents``, ``GET /v1beta/models``; ``v1`` and
+                ``v1alpha`` paths work too
     Control     ``GET /_sim/health``; ``GET /_sim/requests[?provider=...&limit=N]`` (recorded requests,
                 oldest first: ``provider, api, path, method, query, headers`` (lower-cased names),
                 ``body`` (parsed JSON), ``model, stream, ts, fault``), ``DELETE /_sim/requests``;
@@ -85,7 +87,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import models
+from . import embeddings, models
 from .asgi import (
     JSON,
     NO_CACHE,
@@ -114,6 +116,7 @@ _POST_ROUTES = {
     "/v1/messages": "messages",
 }
 _GEMINI_RE = re.compile(r"^/(?:v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_GEMINI_EMBED_RE = re.compile(r"^/(?:v1beta|v1alpha|v1)/models/([^/:]+):(embedContent|batchEmbedContents)$")
 _PROVIDER_OF = {"chat": "openai", "responses": "openai", "messages": "anthropic", "gemini": "gemini"}
 
 
@@ -157,6 +160,11 @@ class SimulatorApp:
                 api = _POST_ROUTES.get(path)
                 if api is not None:
                     await self._provider(scope, receive, send, api, None, None)
+                    return
+                embed = _GEMINI_EMBED_RE.match(path)
+                if path == "/v1/embeddings" or embed is not None:
+                    api, model = (embed.group(2), embed.group(1)) if embed else ("embeddings", None)
+                    await self._embeddings(scope, receive, send, api, model)
                     return
                 match = _GEMINI_RE.match(path)
                 if match is not None:
@@ -296,6 +304,55 @@ class SimulatorApp:
         headers = self._headers(provider, rid, SSE, call.prompt_tokens + n)
         headers.append(NO_CACHE)
         await self._stream(send, headers, out, ttft, interval, fault)
+
+    async def _embeddings(self, scope: Scope, receive: Any, send: Any, api: str, model: str | None) -> None:
+        """An embeddings request: read, pick a fault, reply in one body (embeddings are never streamed)."""
+        raw = await read_body(receive)
+        provider = "openai" if model is None else "gemini"
+        rid = self._next_id()
+        self.requests_total += 1
+        body: Any = raw.decode("utf-8", "replace")
+        try:
+            body = orjson.loads(raw) if raw else {}
+            if not isinstance(body, dict):
+                raise WireError("the body must be a JSON object")
+            call = embeddings.read_openai(body) if model is None else embeddings.read_gemini(api, body, model)
+        except (ValueError, WireError) as exc:
+            self._record(scope, provider, api, body, model, False)
+            message = str(exc) if isinstance(exc, WireError) else None
+            status, payload, extra = error_response(
+                provider, 400, api_key=_api_key(scope, provider), request_id="req_" + rid, message=message
+            )
+            await send_simple(send, status, payload, self._headers(provider, rid, JSON, 0) + extra)
+            return
+        record = self._record(scope, provider, api, body, call.model, False)
+        chat_view = call.as_call()
+        fault = self._fault_for(chat_view, parse_directives(chat_view.last_user))
+        if record is not None and fault is not None:
+            record["fault"] = fault.name or (str(fault.status) if fault.kind == "status" else fault.kind)
+        if self.config.slow_first_byte_ms > 0:
+            await asyncio.sleep(self.config.slow_first_byte_ms / 1000)
+        if fault is not None and fault.kind == "status":
+            assert fault.status is not None
+            status, payload, extra = error_response(
+                provider,
+                fault.status,
+                api_key=_api_key(scope, provider),
+                request_id="req_" + rid,
+                retry_after=fault.retry_after,
+            )
+            headers = self._headers(provider, rid, JSON, call.tokens, limited=status == 429)
+            await send_simple(send, status, payload, headers + extra)
+            return
+        if fault is not None and fault.kind == "hang":
+            await wait_disconnect(receive)
+            return
+        out = embeddings.render(call)
+        headers = self._headers(provider, rid, JSON, call.tokens)
+        if fault is not None and fault.kind in ("cut", "overloaded_in_stream"):
+            await self._cut_plain(send, out, headers)
+            return
+        await send_simple(send, 200, out, headers)
 
     async def _cut_plain(self, send: Any, body: bytes, headers: Headers) -> None:
         """Announce the whole body, send half of it, then drop the connection."""

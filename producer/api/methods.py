@@ -28,6 +28,7 @@ from llmrelay.producer.api import admin
 from llmrelay.producer.backend import backend_call
 from llmrelay.producer.sdk import LLMProducer
 from llmrelay.shared.batch import MAX_BATCH_ITEMS
+from llmrelay.shared.embeddings import EmbeddingRequest, EmbeddingResponse
 from llmrelay.shared.errors import InvalidRequestError, LLMRelayError
 from llmrelay.shared.events import StreamEvent
 from llmrelay.shared.keys import valid_request_id
@@ -159,6 +160,24 @@ async def run_to_end(producer: LLMProducer, request: LLMRequest) -> dict[str, An
     return response.model_dump(mode="json")
 
 
+async def embed(ctx: Context, params: dict[str, Any]) -> Any:
+    """``llm.embed`` (params: an EmbeddingRequest): the EmbeddingResponse, one vector per input."""
+    values = with_context(ctx, params)
+    if values.get("request_id") is None:
+        values["request_id"] = uuid.uuid4().hex
+    response = await embed_to_end(ctx.producer, EmbeddingRequest.model_validate(values))
+    return response.model_dump(mode="json")
+
+
+async def embed_to_end(producer: LLMProducer, request: EmbeddingRequest) -> EmbeddingResponse:
+    """The response of an embedding request; cancelled along with the awaiting task."""
+    try:
+        return await producer.embed(request)
+    except asyncio.CancelledError:
+        cancel_later(producer, str(request.request_id))
+        raise
+
+
 async def stream(ctx: Context, params: dict[str, Any]) -> EventFeed:
     """``llm.stream``: the request's events, or those after ``ctx.last_event_id`` when resuming."""
     request = build_request(ctx, params)
@@ -288,6 +307,7 @@ METHODS: dict[str, Callable[[Context, dict[str, Any]], Awaitable[Any]]] = {
     "llm.result": result,
     "llm.status": status,
     "llm.cancel": cancel,
+    "llm.embed": embed,
     "llm.models": models,
     "llm.metrics": metrics,
     "llm.health": health,
@@ -315,6 +335,7 @@ __all__ = [
     "EventFeed",
     "build_request",
     "cancel_later",
+    "embed_to_end",
     "parse_event_id",
     "run_to_end",
     "serving_providers",

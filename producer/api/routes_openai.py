@@ -1,4 +1,5 @@
-"""The OpenAI-compatible routes: ``POST /v1/chat/completions`` (streaming or not) and ``GET /v1/models``.
+"""The OpenAI-compatible routes: ``POST /v1/chat/completions`` (streaming or not), ``POST /v1/embeddings``
+and ``GET /v1/models``.
 
 The wire format itself (parsing a chat body, writing chunks and errors) is ``openai_compat``'s; these
 handlers run the request through the producer and relay its events with the façade's one stream relay.
@@ -19,8 +20,9 @@ from starlette.routing import Route
 from llmrelay.producer.api import sse
 from llmrelay.producer.api.facade import RouteGroup
 from llmrelay.producer.api.guard import CALLER_KEY
-from llmrelay.producer.api.methods import run_to_end
+from llmrelay.producer.api.methods import embed_to_end, run_to_end
 from llmrelay.producer.api.openai_compat import ChatRequestError, error_payload, parse_chat, service_error
+from llmrelay.producer.api.openai_embeddings import embeddings_body, parse_embeddings
 from llmrelay.producer.api.openai_reply import DONE, ChunkWriter, completion_body
 from llmrelay.producer.api.relay import StreamRelay, WithFirst, aclose, unless_disconnected
 from llmrelay.producer.follower import ReplayFilter
@@ -30,12 +32,14 @@ from llmrelay.shared.models import LLMRequest
 
 JSON = "application/json"
 METHOD = "chat.completions"
+EMBEDDINGS = "embeddings"
 
 
 class OpenAIRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self.get_model, methods=["GET"]),
         ]
@@ -68,6 +72,31 @@ class OpenAIRoutes(RouteGroup):
             completion_body(response, int(time.time())),
             media_type=JSON,
             headers={"x-request-id": str(response["request_id"])},
+        )
+
+    async def embeddings(self, request: Request) -> Response:
+        facade = self.facade
+        started = time.perf_counter()
+        try:
+            call = parse_embeddings(orjson.loads(await request.body()), facade.context(request).a2a)
+        except orjson.JSONDecodeError:
+            return refusal(ChatRequestError("the request body is not valid JSON"))
+        except ChatRequestError as exc:
+            facade.metrics.observe_call(EMBEDDINGS, "400", time.perf_counter() - started)
+            return refusal(exc)
+        await facade.ensure_started()
+        try:
+            response = await unless_disconnected(embed_to_end(facade.producer, call.request), request.receive)
+        except LLMRelayError as err:
+            facade.metrics.observe_call(EMBEDDINGS, str(err.code), time.perf_counter() - started)
+            return error_response(err)
+        facade.metrics.observe_call(EMBEDDINGS, "ok", time.perf_counter() - started)
+        if response is None:
+            return Response(status_code=499)
+        return Response(
+            embeddings_body(response, call.encoding_format),
+            media_type=JSON,
+            headers={"x-request-id": response.request_id},
         )
 
     async def stream(self, llm_request: LLMRequest, include_usage: bool, request: Request) -> Response:

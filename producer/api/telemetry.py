@@ -29,6 +29,8 @@ KNOWN_CALLS = frozenset(
         "llm.metrics",
         "llm.health",
         "chat.completions",
+        "llm.embed",
+        "embeddings",
     }
 )
 

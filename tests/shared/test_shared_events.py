@@ -8,11 +8,13 @@ from typing import Any
 import orjson
 import pytest
 
+from llmrelay.shared.embeddings import EmbeddingResponse
 from llmrelay.shared.errors import LLMRelayError, ModelNotAllowedError, RateLimitedError
 from llmrelay.shared.events import (
     EVENT_TYPES,
     TERMINAL_TYPES,
     DoneEvent,
+    EmbeddingDoneEvent,
     ErrorEvent,
     Event,
     MalformedEventError,
@@ -202,7 +204,8 @@ def every_event() -> list[Event]:
         ToolCallEvent(2, 0, "c", "f", "{}"),
         RestartEvent(3, 2, "503"),
         DoneEvent(4, make_response()),
-        ErrorEvent.of(5, ModelNotAllowedError("no")),
+        EmbeddingDoneEvent(5, EmbeddingResponse(request_id="r", model="m", provider="openai", vectors=[[0.5]])),
+        ErrorEvent.of(6, ModelNotAllowedError("no")),
     ]
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 import httpx2
 
 from llmrelay.shared.catalog import Provider
+from llmrelay.shared.embeddings import estimate_input_tokens
 from llmrelay.shared.errors import (
     AuthenticationError,
     ContextLengthExceededError,
@@ -306,3 +307,22 @@ def finish_reason(raw: str | None, table: Mapping[str, FinishReason]) -> FinishR
     if raw is None:
         return "other"
     return table.get(raw, "other")
+
+
+def embedding_batches(texts: list[str], max_inputs: int, max_tokens: int | None = None) -> list[list[str]]:
+    """The inputs cut, in order, into the provider's per-call limits: at most ``max_inputs`` texts and,
+    when given, about ``max_tokens`` tokens (estimated) each."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    tokens = 0
+    for text in texts:
+        cost = estimate_input_tokens(text)
+        too_many = max_tokens is not None and tokens + cost > max_tokens
+        if current and (len(current) == max_inputs or too_many):
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(text)
+        tokens += cost
+    if current:
+        batches.append(current)
+    return batches

@@ -13,7 +13,8 @@ import orjson
 from pydantic import ValidationError
 
 from llmrelay.shared.catalog import ModelInfo, Provider
-from llmrelay.shared.errors import AuthenticationError, LLMRelayError, ProviderError
+from llmrelay.shared.embeddings import EmbeddingRequest
+from llmrelay.shared.errors import AuthenticationError, InvalidRequestError, LLMRelayError, ProviderError
 from llmrelay.shared.models import FinishReason, LLMRequest, ToolCall, Usage
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
@@ -25,6 +26,16 @@ class ProviderCall:
 
     model: ModelInfo
     request: LLMRequest
+    timeout: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbeddingCall:
+    """One attempt at embedding a request's inputs with one model."""
+
+    model: ModelInfo
+    request: EmbeddingRequest
     timeout: float
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -80,6 +91,15 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Embedded:
+    """What an embedding attempt gave: one vector per input, in order, and the input tokens counted."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+    ratelimit: RateLimitInfo | None = None
+
+
 class ProviderAdapter(Protocol):
     """An official SDK behind one interface.
 
@@ -93,6 +113,8 @@ class ProviderAdapter(Protocol):
     def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]: ...
 
     async def complete(self, call: ProviderCall) -> Completion: ...
+
+    async def embed(self, call: EmbeddingCall) -> Embedded: ...
 
     async def aclose(self) -> None: ...
 
@@ -133,11 +155,29 @@ class SDKAdapter(ABC, Generic[ClientT]):
     async def complete(self, call: ProviderCall) -> Completion:
         return await drain(self.stream(call), self.name)
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
+    async def _embed(self, call: EmbeddingCall) -> Embedded:
+        """The SDK's embeddings call; a provider without one (Anthropic) refuses."""
+        raise InvalidRequestError(
+            f"{self.name} has no embeddings API", data={"field": "model", "provider": self.name}
+        )
+
+    async def embed(self, call: EmbeddingCall) -> Embedded:
+        self._check_key()
+        try:
+            return await self._embed(call)
+        except LLMRelayError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def _check_key(self) -> None:
         if not self._has_key:
             raise AuthenticationError(
                 f"no API key configured for {self.name}", data={"provider": self.name, "status": None}
             )
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        self._check_key()
         try:
             async for item in self._stream(call):
                 yield item

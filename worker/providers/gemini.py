@@ -51,6 +51,7 @@ from google.genai import errors, types
 from pydantic import ValidationError
 
 from llmrelay.shared.catalog import Provider
+from llmrelay.shared.embeddings import estimate_input_tokens
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import (
     DocumentPart,
@@ -66,7 +67,15 @@ from llmrelay.shared.models import (
 )
 from llmrelay.shared.settings import Settings
 from llmrelay.worker.providers import _common
-from llmrelay.worker.providers.base import ProviderCall, SDKAdapter, StreamEnd, StreamItem, ToolCallDelta
+from llmrelay.worker.providers.base import (
+    Embedded,
+    EmbeddingCall,
+    ProviderCall,
+    SDKAdapter,
+    StreamEnd,
+    StreamItem,
+    ToolCallDelta,
+)
 
 PROVIDER: Provider = "gemini"
 #: A field this provider cannot take, refused by name before any call.
@@ -103,6 +112,10 @@ _RESERVED_OPTIONS = frozenset(
         "automatic_continuation",
     }
 )
+
+#: Requests per ``batchEmbedContents`` call: the API answers 400 "at most 100 requests can be in one
+#: batch" past it (langchain-ai/langchainjs#4491, vercel/ai#16575, read 2026-12-01).
+EMBEDDING_MAX_INPUTS = 100
 
 _RESOLUTION = {
     "low": types.MediaResolution.MEDIA_RESOLUTION_LOW,
@@ -154,6 +167,29 @@ class GeminiAdapter(SDKAdapter[genai.Client]):
         await self._http.aclose()
         await self._client.aio.aclose()
         self._client.close()
+
+    async def _embed(self, call: EmbeddingCall) -> Embedded:
+        """``embed_content`` per batch of inputs. On the Gemini API google-genai 3.6 sends every call,
+        one text or many, to ``models/{model}:batchEmbedContents`` (``AsyncModels._embed_content``).
+        Its usage, when the reply has none, is the estimate the rate limiter charged."""
+        request = call.request
+        config = types.EmbedContentConfig(
+            output_dimensionality=request.dimensions,
+            http_options=types.HttpOptions(headers=call.headers, timeout=_millis(call.timeout)),
+        )
+        vectors: list[list[float]] = []
+        tokens = 0
+        for batch in _common.embedding_batches(request.input, EMBEDDING_MAX_INPUTS):
+            result = await self._client.aio.models.embed_content(
+                model=call.model.api_id, contents=list(batch), config=config
+            )
+            embeddings = result.embeddings or []
+            if len(embeddings) != len(batch) or any(e.values is None for e in embeddings):
+                raise _common.status_error(PROVIDER, 502, "batchEmbedContents answered without every vector")
+            vectors += [list(e.values or ()) for e in embeddings]
+            counted = result.usage_metadata.prompt_token_count if result.usage_metadata else None
+            tokens += counted if counted is not None else sum(estimate_input_tokens(t) for t in batch)
+        return Embedded(vectors, tokens)
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         system, contents = _contents(call.request)

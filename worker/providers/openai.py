@@ -54,6 +54,8 @@ from llmrelay.shared.models import (
 )
 from llmrelay.worker.providers import _common
 from llmrelay.worker.providers.base import (
+    Embedded,
+    EmbeddingCall,
     GeneratedSDKAdapter,
     ProviderCall,
     RateLimitInfo,
@@ -95,6 +97,11 @@ _ERROR_CODE_STATUS: dict[str, int] = {
     "not_found_error": 404,
 }
 
+
+#: Per embeddings call: inputs, and tokens summed across them (the ``embeddings.create`` docstring of
+#: openai 3.57, read 2026-12-01); a longer request is sent in several calls, in order.
+EMBEDDING_MAX_INPUTS = 2048
+EMBEDDING_MAX_TOKENS = 300_000
 
 #: Model families that take a reasoning effort (the reasoning guide: o-series and gpt-5); others refuse it.
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -144,6 +151,27 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
     client_class = openai.AsyncOpenAI
 
     _translate = staticmethod(_translate)
+
+    async def _embed(self, call: EmbeddingCall) -> Embedded:
+        """``embeddings.create`` per batch of inputs. The encoding is left to the SDK, which asks for
+        base64 and decodes it into floats (``openai/lib/_parsing/_embeddings.py``)."""
+        request = call.request
+        vectors: list[list[float]] = []
+        tokens = 0
+        ratelimit: RateLimitInfo | None = None
+        for batch in _common.embedding_batches(request.input, EMBEDDING_MAX_INPUTS, EMBEDDING_MAX_TOKENS):
+            raw = await self._client.embeddings.with_raw_response.create(
+                model=call.model.api_id,
+                input=batch,
+                dimensions=_given(request.dimensions),
+                timeout=call.timeout,
+                extra_headers=call.headers,
+            )
+            ratelimit = _ratelimit(raw.headers)
+            result = raw.parse()
+            vectors += [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]
+            tokens += result.usage.prompt_tokens
+        return Embedded(vectors, tokens, ratelimit)
 
     def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
