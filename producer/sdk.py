@@ -225,8 +225,10 @@ class LLMProducer:
         This is what the façade relays: every event carries its ``index`` for resumption, and the
         bytes it came in (``raw``), to pass on as they are.
         """
-        async for event in self._run(self._job(request, stream=stream)):
-            yield event
+        # Closed with this generator, so that its subscription ends when the caller stops reading.
+        async with contextlib.aclosing(self._run(self._job(request, stream=stream))) as run:
+            async for event in run:
+                yield event
 
     async def _run(self, job: Job, *, terminal_only: bool = False) -> AsyncGenerator[StreamEvent, None]:
         """Queue a job (unless its id exists) and follow its events to the end."""
@@ -327,12 +329,20 @@ def _not_started() -> BackendUnavailableError:
 
 
 async def _response_of(stream: AsyncIterator[StreamEvent]) -> LLMResponse:
-    """The response of the done event that ends a request's events (an error event is raised)."""
-    async for event in stream:
-        if isinstance(event, DoneEvent):
-            return event.response
-        if isinstance(event, EmbeddingDoneEvent):
-            raise _other_kind(event.response.request_id, "an embedding")
+    """The response of the done event that ends a request's events (an error event is raised).
+
+    The events are closed here, not when they are collected: their subscription ends before this
+    returns, so that a next call for the same request id subscribes afresh."""
+    try:
+        async for event in stream:
+            if isinstance(event, DoneEvent):
+                return event.response
+            if isinstance(event, EmbeddingDoneEvent):
+                raise _other_kind(event.response.request_id, "an embedding")
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
     raise ProviderUnavailableError("the event stream ended without a result")  # pragma: no cover
 
 

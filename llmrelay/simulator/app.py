@@ -327,11 +327,14 @@ class SimulatorApp:
             return
         record = self._record(scope, provider, api, body, call.model, False)
         chat_view = call.as_call()
-        fault = self._fault_for(chat_view, parse_directives(chat_view.last_user))
+        directives = parse_directives(chat_view.last_user)
+        fault = self._fault_for(chat_view, directives)
         if record is not None and fault is not None:
             record["fault"] = fault.name or (str(fault.status) if fault.kind == "status" else fault.kind)
-        if self.config.slow_first_byte_ms > 0:
-            await asyncio.sleep(self.config.slow_first_byte_ms / 1000)
+        slow = directives.slow_first_byte_ms
+        slow = self.config.slow_first_byte_ms if slow is None else slow
+        if slow > 0:
+            await asyncio.sleep(slow / 1000)
         if fault is not None and fault.kind == "status":
             assert fault.status is not None
             status, payload, extra = error_response(

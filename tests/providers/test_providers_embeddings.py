@@ -30,7 +30,10 @@ EMBEDDING_MODELS = list(PROVIDER_OF)
 def embedding_call(settings: Settings, model: str, texts: list[str], **fields: Any) -> EmbeddingCall:
     request = EmbeddingRequest.model_validate({"model": model, "input": texts, **fields})
     return EmbeddingCall(
-        model=settings.catalog.resolve(model), request=request, timeout=10.0, headers=request.context.headers()
+        model=settings.catalog.resolve(model),
+        request=request,
+        timeout=10.0,
+        headers=request.context.headers(),
     )
 
 
@@ -59,7 +62,11 @@ async def test_openai_usage_is_the_providers_count_and_the_sdk_asks_base64(
 ) -> None:
     trace = new_trace_id()
     call = embedding_call(
-        sim_settings, OPENAI_EMBEDDING_MODEL, ["one two three", "four"], trace_id=trace, source_agent="indexer"
+        sim_settings,
+        OPENAI_EMBEDDING_MODEL,
+        ["one two three", "four"],
+        trace_id=trace,
+        source_agent="indexer",
     )
     done = await make_adapter("openai").embed(call)
     assert done.prompt_tokens == 4  # the simulator counts words
@@ -99,7 +106,9 @@ async def test_dimensions_are_sent_and_honoured(
     assert math.isclose(sum(x * x for x in done.vectors[0]), 1.0, rel_tol=1e-5)
     [record] = traced(sim, trace)
     body = record["body"]
-    sent = body["dimensions"] if PROVIDER_OF[model] == "openai" else body["requests"][0]["outputDimensionality"]
+    sent = (
+        body["dimensions"] if PROVIDER_OF[model] == "openai" else body["requests"][0]["outputDimensionality"]
+    )
     assert sent == 256
 
 
