@@ -173,8 +173,8 @@ def test_decode_refuses_bad_json() -> None:
         decode(b"{not json")
 
 
-def test_terminal_types_are_done_and_error() -> None:
-    assert frozenset({"done", "error"}) == TERMINAL_TYPES
+def test_terminal_types_are_done_embedding_done_and_error() -> None:
+    assert frozenset({"done", "embedding_done", "error"}) == TERMINAL_TYPES
 
 
 @pytest.mark.parametrize(
