@@ -165,3 +165,9 @@ async def test_a_provider_refusal_carries_no_key(
     )
     assert reply.json()["error"]["code"] == -32005
     assert CANARY not in reply.text
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]"])
+async def test_a_body_that_is_not_a_json_object_is_400(client: httpx2.AsyncClient, raw: bytes) -> None:
+    response = await client.post("/v1/embeddings", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from provider_test_support import CANARY_KEYS, new_trace_id
-from support import GEMINI_EMBEDDING_MODEL, OPENAI_EMBEDDING_MODEL
 
 from llmrelay.shared.embeddings import EmbeddingRequest, estimate_input_tokens
 from llmrelay.shared.errors import (
@@ -22,6 +21,7 @@ from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.providers import ProviderAdapter
 from llmrelay.worker.providers._common import embedding_batches
 from llmrelay.worker.providers.base import EmbeddingCall
+from tests.support import GEMINI_EMBEDDING_MODEL, OPENAI_EMBEDDING_MODEL
 
 PROVIDER_OF = {OPENAI_EMBEDDING_MODEL: "openai", GEMINI_EMBEDDING_MODEL: "gemini"}
 EMBEDDING_MODELS = list(PROVIDER_OF)

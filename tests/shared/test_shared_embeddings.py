@@ -21,7 +21,7 @@ from llmrelay.shared.embeddings import (
     encode_vector,
 )
 from llmrelay.shared.errors import ContextLengthExceededError, InvalidRequestError, ModelNotAllowedError
-from llmrelay.shared.events import EmbeddingDoneEvent, decode, encode
+from llmrelay.shared.events import EmbeddingDoneEvent, MalformedEventError, decode, encode
 from llmrelay.shared.jobs import Job, decode_result, encode_result
 from llmrelay.shared.models import LLMResponse
 from llmrelay.shared.queue import make_job
@@ -177,3 +177,12 @@ def test_an_embedding_job_round_trips_and_an_unknown_kind_is_refused() -> None:
         Job.decode(orjson.dumps({**data, "r": {**data["r"], "input": []}}))
     chat = LLMRequest(model=OPENAI_MODEL, messages=[{"role": "user", "content": "x"}], request_id="c-1")
     assert "k" not in orjson.loads(make_job(chat, GOVERNANCE.route(chat), SETTINGS, stream=True).encode())
+
+
+def test_metadata_must_be_json_and_a_malformed_result_event_is_refused() -> None:
+    with pytest.raises(ValidationError, match="JSON-serialisable"):
+        EmbeddingRequest(model=OPENAI_EMBEDDING_MODEL, input=["x"], metadata={"when": object()})
+    for response in ({"vectors": ["not base64!"]}, {"vectors": "nope"}, {"vectors": [], "provider": "nobody"}):
+        raw = orjson.dumps({"type": "embedding_done", "index": 1, "response": response})
+        with pytest.raises(MalformedEventError):
+            decode(raw)
