@@ -182,7 +182,11 @@ def test_an_embedding_job_round_trips_and_an_unknown_kind_is_refused() -> None:
 def test_metadata_must_be_json_and_a_malformed_result_event_is_refused() -> None:
     with pytest.raises(ValidationError, match="JSON-serialisable"):
         EmbeddingRequest(model=OPENAI_EMBEDDING_MODEL, input=["x"], metadata={"when": object()})
-    for response in ({"vectors": ["not base64!"]}, {"vectors": "nope"}, {"vectors": [], "provider": "nobody"}):
+    for response in (
+        {"vectors": ["not base64!"]},
+        {"vectors": "nope"},
+        {"vectors": [], "provider": "nobody"},
+    ):
         raw = orjson.dumps({"type": "embedding_done", "index": 1, "response": response})
         with pytest.raises(MalformedEventError):
             decode(raw)
