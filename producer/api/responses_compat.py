@@ -85,6 +85,7 @@ def parse_responses(
     if not isinstance(body, dict):
         raise ChatRequestError("the request body must be a JSON object")
     _refuse_unsupported(body)
+    previous_response_id(body)
     stream = _flag(body, "stream", False)
     store = _flag(body, "store", False)
     _stream_options(body.get("stream_options"))
@@ -111,6 +112,13 @@ def parse_responses(
         values["tools"] = tools
     choice = _tool_choice(body.get("tool_choice"))
     if choice is not None:
+        names = {tool.get("name") for tool in tools}
+        if isinstance(choice, dict) and choice["name"] not in names:
+            raise ChatRequestError(
+                f"tool_choice names {choice['name']!r}, which is not among the tools", "tool_choice"
+            )
+        if choice == "required" and not tools:
+            raise ChatRequestError("tool_choice 'required' needs tools", "tool_choice")
         values["tool_choice"] = choice
     text = _text(body.get("text"))
     if text is not None:
@@ -143,7 +151,7 @@ def parse_responses(
         elif loc[:1] == ["max_tokens"]:
             loc = ["max_output_tokens"]
         elif loc[:1] == ["response_format"]:
-            loc = ["text", "format", *loc[1:]]
+            loc = ["text", "format", *loc[2:]]  # loc[1] is the format's type
         param = ".".join(loc) or None
         raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
     echo = {
