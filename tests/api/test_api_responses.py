@@ -89,7 +89,11 @@ def test_input_items_become_contract_messages() -> None:
                     {"type": "input_text", "text": "world"},
                     {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "low"},
                     {"type": "input_image", "image_url": "https://example.com/a.png"},
-                    {"type": "input_file", "filename": "a.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+                    {
+                        "type": "input_file",
+                        "filename": "a.pdf",
+                        "file_data": f"data:application/pdf;base64,{PDF}",
+                    },
                 ],
             },
             {"type": "reasoning", "id": "rs_1", "summary": []},
@@ -100,10 +104,24 @@ def test_input_items_become_contract_messages() -> None:
                 "status": "completed",
                 "content": [{"type": "output_text", "text": "Let me look.", "annotations": []}],
             },
-            {"type": "function_call", "call_id": "call_a", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
-            {"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": '{"city": "Rome"}'},
+            {
+                "type": "function_call",
+                "call_id": "call_a",
+                "name": "get_weather",
+                "arguments": '{"city": "Oslo"}',
+            },
+            {
+                "type": "function_call",
+                "call_id": "call_b",
+                "name": "get_weather",
+                "arguments": '{"city": "Rome"}',
+            },
             {"type": "function_call_output", "call_id": "call_a", "output": "4 C"},
-            {"type": "function_call_output", "call_id": "call_b", "output": [{"type": "input_text", "text": "19 C"}]},
+            {
+                "type": "function_call_output",
+                "call_id": "call_b",
+                "output": [{"type": "input_text", "text": "19 C"}],
+            },
         ],
         tools=[WEATHER],
     )
@@ -161,9 +179,42 @@ def test_parameters_map_onto_the_request_and_are_echoed() -> None:
     assert call.stream and call.store
     echo = call.echo
     assert echo["tools"][1] == TIME
-    assert echo["text"]["format"] == {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}
+    assert echo["text"]["format"] == {
+        "type": "json_schema",
+        "name": "weather",
+        "schema": schema,
+        "strict": True,
+    }
     assert echo["reasoning"] == {"effort": "low", "summary": None}
     assert (echo["metadata"], echo["user"], echo["parallel_tool_calls"]) == ({"team": "a"}, "user-42", False)
+
+
+def test_a_call_after_a_text_message_joins_it_and_a_call_after_history_starts_a_turn() -> None:
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Looking."}]
+    body = {
+        "model": OPENAI_MODEL,
+        "previous_response_id": "resp_1",
+        "input": [
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": ""},
+            {"type": "function_call_output", "call_id": "c1", "output": "done"},
+            {"role": "assistant", "content": ""},
+            {"type": "function_call", "call_id": "c2", "name": "f"},
+        ],
+    }
+    call = parse_responses(
+        body,
+        {"trace_id": "t-1"},
+        history,
+    )
+    roles = [(m.role, m.content, [c.id for c in m.tool_calls or []]) for m in call.request.messages]
+    assert roles == [
+        ("user", "hi", []),
+        ("assistant", "Looking.", []),
+        ("assistant", None, ["c1"]),
+        ("tool", "done", []),
+        ("assistant", None, ["c2"]),
+    ]
+    assert call.request.trace_id == "t-1" and call.echo["previous_response_id"] == "resp_1"
 
 
 def test_defaults_are_stateless_and_echo_openais_defaults() -> None:
@@ -172,6 +223,9 @@ def test_defaults_are_stateless_and_echo_openais_defaults() -> None:
     assert call.echo["tool_choice"] == "auto" and call.echo["parallel_tool_calls"] is True
     assert call.echo["text"]["format"] == {"type": "text"} and call.echo["tools"] == []
     assert call.request.parallel_tool_calls is None and call.request.request_id
+    assert parse(text={"format": {"type": "json_object"}}).request.response_format.type == "json_object"
+    assert parse(text={"format": {"type": "text"}}).request.response_format.type == "text"
+    assert parse(text={}, reasoning={"effort": None}).request.response_format is None
 
 
 @pytest.mark.parametrize(
@@ -199,7 +253,9 @@ def test_defaults_are_stateless_and_echo_openais_defaults() -> None:
         ({"not_a_parameter": 1}, "not_a_parameter"),
     ],
 )
-def test_parameters_that_cannot_be_honoured_are_refused_naming_them(extra: dict[str, Any], param: str) -> None:
+def test_parameters_that_cannot_be_honoured_are_refused_naming_them(
+    extra: dict[str, Any], param: str
+) -> None:
     assert refused_param(**extra) == param
 
 
@@ -233,6 +289,27 @@ def test_parameters_that_cannot_be_honoured_are_refused_naming_them(extra: dict[
         ({"store": 1}, "store"),
         ({"metadata": 1}, "metadata"),
         ({"previous_response_id": 5}, "previous_response_id"),
+        ({"include": "all"}, "include"),
+        ({"stream_options": 1}, "stream_options"),
+        ({"stream_options": {"other": False}}, "stream_options.other"),
+        ({"tools": {"type": "function"}}, "tools"),
+        ({"tools": [{**WEATHER, "defer_loading": True}]}, "tools.0.defer_loading"),
+        ({"text": "json"}, "text"),
+        ({"text": {"format": {"type": "text"}, "style": 1}}, "text.style"),
+        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}, "extra": 1}}},
+         "text.format.extra"),
+        ({"reasoning": "high"}, "reasoning"),
+        ({"reasoning": {"budget": 5}}, "reasoning.budget"),
+        ({"input": ["x"]}, "input.0"),
+        ({"input": [{"role": "user", "content": "x", "name": "alice"}]}, "input.0.name"),
+        ({"input": [{"role": "user", "content": 5}]}, "input.0.content"),
+        ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input.0.call_id"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{no"}]}, "input.0.arguments"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f"},
+                    {"type": "function_call_output", "call_id": "c"}]}, "input.1.output"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f"},
+                    {"type": "function_call_output", "call_id": "c",
+                     "output": [{"type": "input_image", "image_url": "https://e.com/a.png"}]}]}, "input.1.output.0"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_naming_the_field(extra: dict[str, Any], param: str) -> None:
@@ -258,7 +335,11 @@ async def test_the_sdk_creates_a_response_with_each_provider(
     assert response.usage is not None and response.usage.output_tokens == 9
     assert response.usage.total_tokens == response.usage.input_tokens + 9
     assert response.usage.output_tokens_details.reasoning_tokens == 0
-    assert (response.instructions, response.metadata, response.store) == ("Be brief and kind.", {"team": "a"}, False)
+    assert (response.instructions, response.metadata, response.store) == (
+        "Be brief and kind.",
+        {"team": "a"},
+        False,
+    )
     assert "Be brief and kind." in upstream(sim)
 
 
@@ -336,7 +417,10 @@ def instance_city() -> str:
 @pytest.mark.parametrize("model", MODELS)
 async def test_parallel_calls_stream_as_one_item_each(sdk: openai.AsyncOpenAI, model: str) -> None:
     stream = await sdk.responses.create(
-        model=model, input="Weather and time in Oslo [[sim:calls=2]]", tools=[WEATHER, TIME], stream=True  # type: ignore[list-item]
+        model=model,
+        input="Weather and time in Oslo [[sim:calls=2]]",
+        tools=[WEATHER, TIME],
+        stream=True,  # type: ignore[list-item]
     )
     events = [event async for event in stream]
     added = [e.item for e in events if e.type == "response.output_item.added"]
@@ -357,7 +441,11 @@ async def test_parallel_calls_stream_as_one_item_each(sdk: openai.AsyncOpenAI, m
         ("function_call", added[1].call_id),  # type: ignore[union-attr]
     ]
     assert added[0].call_id != added[1].call_id  # type: ignore[union-attr]
-    one_at_a_time = {"input": "Weather and time [[sim:calls=2]]", "tools": [WEATHER, TIME], "parallel_tool_calls": False}
+    one_at_a_time = {
+        "input": "Weather and time [[sim:calls=2]]",
+        "tools": [WEATHER, TIME],
+        "parallel_tool_calls": False,
+    }
     if model == GEMINI_MODEL:  # Gemini has no switch for it: refused before any call, never dropped
         with pytest.raises(openai.BadRequestError) as refused:
             await sdk.responses.create(model=model, **one_at_a_time)  # type: ignore[arg-type]
@@ -395,8 +483,12 @@ async def test_an_image_and_a_pdf_reach_each_provider(
     assert PNG in sent and PDF in sent
 
 
-async def test_reasoning_effort_reaches_the_reasoning_model(sdk: openai.AsyncOpenAI, sim: SimulatorServer) -> None:
-    response = await sdk.responses.create(model=OPENAI_REASONING_MODEL, input="Think", reasoning={"effort": "low"})
+async def test_reasoning_effort_reaches_the_reasoning_model(
+    sdk: openai.AsyncOpenAI, sim: SimulatorServer
+) -> None:
+    response = await sdk.responses.create(
+        model=OPENAI_REASONING_MODEL, input="Think", reasoning={"effort": "low"}
+    )
     assert response.reasoning is not None and response.reasoning.effort == "low"
     body = sim.requests("openai")[-1]["body"]
     assert body["reasoning"]["effort"] == "low"
@@ -407,7 +499,9 @@ async def test_a_reply_cut_by_max_output_tokens_is_incomplete(sdk: openai.AsyncO
     prompt = "Go on [[sim:tokens=30]]"
     response = await sdk.responses.create(model=model, input=prompt, max_output_tokens=16)
     assert response.status == "incomplete"
-    assert response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+    assert (
+        response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+    )
     assert response.output_text == "".join(reply_for(prompt, 30)[:16])
     stream = await sdk.responses.create(model=model, input=prompt, max_output_tokens=16, stream=True)
     events = [event async for event in stream]
@@ -439,7 +533,9 @@ async def test_a_stored_response_can_be_deleted(sdk: openai.AsyncOpenAI) -> None
 
 
 async def test_a_streamed_stored_response_is_kept_before_it_completes(sdk: openai.AsyncOpenAI) -> None:
-    async with sdk.responses.stream(model=ANTHROPIC_MODEL, input="remember [[sim:tokens=6]]", store=True) as stream:
+    async with sdk.responses.stream(
+        model=ANTHROPIC_MODEL, input="remember [[sim:tokens=6]]", store=True
+    ) as stream:
         final = await stream.get_final_response()
     kept = await sdk.responses.retrieve(final.id)
     assert kept.output_text == final.output_text and kept.store is True
@@ -478,7 +574,9 @@ async def test_an_early_refusal_keeps_its_http_status(sdk: openai.AsyncOpenAI) -
         (b'{"model": "gpt-4.1", "input": "x", "previous_response_id": "resp_unknown"}', "previous_response_id"),
     ],
 )  # fmt: skip
-async def test_raw_refusals_are_400_in_openai_shape(client: httpx2.AsyncClient, body: bytes, param: str) -> None:
+async def test_raw_refusals_are_400_in_openai_shape(
+    client: httpx2.AsyncClient, body: bytes, param: str
+) -> None:
     response = await client.post("/v1/responses", content=body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -492,3 +590,14 @@ async def test_an_unknown_response_is_404_in_openai_shape(client: httpx2.AsyncCl
         assert response.status_code == 404
         assert response.json()["error"]["type"] == "invalid_request_error"
     assert (await client.get("/v1/responses/bad id!")).status_code == 404
+
+
+async def test_a_garbled_stored_response_is_treated_as_missing(
+    client: httpx2.AsyncClient, redis_url: str
+) -> None:
+    async with aioredis.from_url(redis_url) as r:
+        await r.set(keys.stored_response("resp_garbled"), b'{"response": 1}', ex=60)
+    assert (await client.get("/v1/responses/resp_garbled")).status_code == 404
+    body = {"model": OPENAI_MODEL, "input": "x", "previous_response_id": "resp_garbled"}
+    response = await client.post("/v1/responses", json=body)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "previous_response_id"
