@@ -38,7 +38,11 @@ def usage_body(usage: dict[str, Any]) -> dict[str, Any]:
     """The Responses API's usage object, with the cached-input and reasoning token details."""
     return {
         "input_tokens": usage.get("prompt_tokens", 0),
-        "input_tokens_details": {"cached_tokens": usage.get("cached_prompt_tokens", 0)},
+        # The API requires cache_write_tokens; the contract does not count cache writes, hence 0.
+        "input_tokens_details": {
+            "cached_tokens": usage.get("cached_prompt_tokens", 0),
+            "cache_write_tokens": 0,
+        },
         "output_tokens": usage.get("completion_tokens", 0),
         "output_tokens_details": {"reasoning_tokens": usage.get("reasoning_tokens", 0)},
         "total_tokens": usage.get("total_tokens", 0),
@@ -157,6 +161,8 @@ class ResponseEventWriter:
                 "response.content_part.added", {**self._where(item), "content_index": 0, "part": part}
             )
             item["content"] = [part]
+        if not text:  # an empty reply still gets its message item, with no delta
+            return
         item["content"][0]["text"] += text
         yield DELTA % (orjson.dumps(item["id"]), len(self.items) - 1, orjson.dumps(text), self.sequence)
         self.sequence += 1

@@ -74,6 +74,7 @@ class ResponsesRoutes(RouteGroup):
             facade.metrics.observe_call(METHOD, "400", time.perf_counter() - started)
             return refusal(exc)
         except LLMRelayError as err:
+            facade.metrics.observe_call(METHOD, str(err.code), time.perf_counter() - started)
             return error_response(err)
         if call.stream:
             return await self.stream(call, request)

@@ -601,3 +601,55 @@ async def test_a_garbled_stored_response_is_treated_as_missing(
     body = {"model": OPENAI_MODEL, "input": "x", "previous_response_id": "resp_garbled"}
     response = await client.post("/v1/responses", json=body)
     assert response.status_code == 400 and response.json()["error"]["param"] == "previous_response_id"
+
+
+def frames_of(chunks: list[bytes]) -> list[dict[str, Any]]:
+    events = []
+    for chunk in chunks:
+        kind, data = chunk.decode().strip().split("\n")
+        event = orjson.loads(data.removeprefix("data: "))
+        assert kind == f"event: {event['type']}"
+        events.append(event)
+    return events
+
+
+def test_text_after_a_call_and_an_empty_reply_each_get_items_of_their_own() -> None:
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    from llmrelay.producer.api.responses_reply import ResponseEventWriter, finished_body
+    from llmrelay.shared.events import ToolCallEvent
+    from llmrelay.shared.models import LLMResponse
+
+    echo = parse().echo
+    writer = ResponseEventWriter(echo, "r1", OPENAI_MODEL, 1)
+    done = LLMResponse(request_id="r1", model=OPENAI_MODEL, provider="openai", content="Looking.Done.",
+                       tool_calls=[{"id": "call_a", "name": "f", "arguments": {"x": 1}}], finish_reason="tool_calls")  # fmt: skip
+    chunks = [
+        *writer.opening(),
+        *writer.text("Looking."),
+        *writer.tool_call(ToolCallEvent(3, 0, "call_a", "f", '{"x":')),
+        *writer.tool_call(ToolCallEvent(4, 0, None, None, " 1}")),
+        *writer.text("Done."),
+        *writer.finish(done.model_dump(mode="json")),
+    ]
+    events = frames_of(chunks)
+    adapter: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+    for event in events:
+        adapter.validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    added = [(e["output_index"], e["item"]["type"], e["item"]["id"]) for e in events if e["type"].endswith("added")
+             and "item" in e]  # fmt: skip
+    assert added == [(0, "message", "msg_r1"), (1, "function_call", "fc_r1_0"), (2, "message", "msg_r1_1")]
+    final = Response.model_validate(events[-1]["response"])
+    assert final.output_text == "Looking.Done."
+    assert [item.type for item in final.output] == ["message", "function_call", "message"]
+    assert final.output[1].arguments == '{"x": 1}'  # type: ignore[union-attr]
+    whole = Response.model_validate(finished_body(echo, done.model_dump(mode="json"), 1))  # not streamed
+    assert [item.type for item in whole.output] == ["message", "function_call"]
+    assert whole.output_text == "Looking.Done." and whole.output[1].arguments == '{"x":1}'  # type: ignore[union-attr]
+
+    empty = ResponseEventWriter(echo, "r2", OPENAI_MODEL, 1)
+    nothing = LLMResponse(request_id="r2", model=OPENAI_MODEL, provider="openai", content="")
+    events = frames_of([*empty.opening(), *empty.finish(nothing.model_dump(mode="json"))])
+    assert [e["type"] for e in events] == [*STREAM_ORDER, *STREAM_END]
