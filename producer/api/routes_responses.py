@@ -106,7 +106,8 @@ class ResponsesRoutes(RouteGroup):
         except LLMRelayError as err:
             relay.observe(str(err.code))
             return error_response(err)
-        events = self._storing(call, producer.events(llm_request, stream=True))
+        created = int(time.time())
+        events = self._storing(call, created, producer.events(llm_request, stream=True))
         # As for chat completions: an early refusal gets its HTTP status, not a 200 with a failed stream.
         first = asyncio.ensure_future(anext(events))
         await asyncio.wait((first,), timeout=sse.PING_SECONDS)
@@ -115,7 +116,7 @@ class ResponsesRoutes(RouteGroup):
             await aclose(events)
             relay.refused(str(early.code))
             return error_response(early)
-        writer = ResponseEventWriter(call.echo, rid, model, int(time.time()))
+        writer = ResponseEventWriter(call.echo, rid, model, created)
         replay = ReplayFilter()
 
         def write(event: StreamEvent) -> Iterable[bytes]:
@@ -142,7 +143,7 @@ class ResponsesRoutes(RouteGroup):
         return relay.response(frames)
 
     async def _storing(
-        self, call: ResponsesCall, events: AsyncIterator[StreamEvent]
+        self, call: ResponsesCall, created: int, events: AsyncIterator[StreamEvent]
     ) -> AsyncIterator[StreamEvent]:
         """The events, the response stored (when asked) before its done event is passed on, so that a
         client that saw the response complete can name it at once."""
@@ -150,7 +151,7 @@ class ResponsesRoutes(RouteGroup):
             async for event in events:
                 if isinstance(event, DoneEvent) and call.store:
                     response = event.response.model_dump(mode="json")
-                    await self._save(call, finished_body(call.echo, response, int(time.time())), response)
+                    await self._save(call, finished_body(call.echo, response, created), response)
                 yield event
         finally:
             await aclose(events)

@@ -533,12 +533,16 @@ async def test_a_stored_response_can_be_deleted(sdk: openai.AsyncOpenAI) -> None
 
 
 async def test_a_streamed_stored_response_is_kept_before_it_completes(sdk: openai.AsyncOpenAI) -> None:
+    kept = None
     async with sdk.responses.stream(
         model=ANTHROPIC_MODEL, input="remember [[sim:tokens=6]]", store=True
     ) as stream:
+        async for event in stream:
+            if event.type == "response.completed":  # the stream is still open: named at once
+                kept = await sdk.responses.retrieve(event.response.id)
         final = await stream.get_final_response()
-    kept = await sdk.responses.retrieve(final.id)
-    assert kept.output_text == final.output_text and kept.store is True
+    assert kept is not None and kept.id == final.id and kept.store is True  # type: ignore[attr-defined]
+    assert kept.output_text == final.output_text and kept.created_at == final.created_at
 
 
 async def test_a_failure_mid_stream_is_a_response_failed_event(sdk: openai.AsyncOpenAI) -> None:
