@@ -110,15 +110,8 @@ def parse_responses(
     tools = _tools(body.get("tools"))
     if tools:
         values["tools"] = tools
-    choice = _tool_choice(body.get("tool_choice"))
+    choice = _tool_choice(body.get("tool_choice"), tools)
     if choice is not None:
-        names = {tool.get("name") for tool in tools}
-        if isinstance(choice, dict) and choice["name"] not in names:
-            raise ChatRequestError(
-                f"tool_choice names {choice['name']!r}, which is not among the tools", "tool_choice"
-            )
-        if choice == "required" and not tools:
-            raise ChatRequestError("tool_choice 'required' needs tools", "tool_choice")
         values["tool_choice"] = choice
     text = _text(body.get("text"))
     if text is not None:
@@ -145,20 +138,13 @@ def parse_responses(
         request = LLMRequest.model_validate(values)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        loc = [str(part) for part in first["loc"]]
-        if loc[:1] == ["messages"] and len(loc) > 1 and loc[1].isdigit():
-            loc = [origins[int(loc[1])]]
-        elif loc[:1] == ["max_tokens"]:
-            loc = ["max_output_tokens"]
-        elif loc[:1] == ["response_format"]:
-            loc = ["text", "format", *loc[2:]]  # loc[1] is the format's type
-        param = ".".join(loc) or None
+        param = _param_of([str(part) for part in first["loc"]], origins)
         raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
     echo = {
         "instructions": instructions,
         "tools": [{"type": "function", **tool} for tool in tools],
-        "tool_choice": body.get("tool_choice", "auto"),
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "tool_choice": body.get("tool_choice") or "auto",
+        "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "text": {"format": _format_echo(request), "verbosity": None},
         "reasoning": {"effort": effort, "summary": None},
         "max_output_tokens": body.get("max_output_tokens"),
@@ -170,6 +156,17 @@ def parse_responses(
         "store": store,
     }
     return ResponsesCall(request, stream, store, echo, conversation)
+
+
+def _param_of(loc: list[str], origins: list[str]) -> str | None:
+    """The Responses parameter an LLMRequest validation error is about (its ``loc`` names ours)."""
+    if loc[:1] == ["messages"]:
+        loc = [origins[int(loc[1])]] if len(loc) > 1 and loc[1].isdigit() else ["input"]
+    elif loc[:1] == ["max_tokens"]:
+        loc = ["max_output_tokens"]
+    elif loc[:1] == ["response_format"]:
+        loc = ["text", "format", *loc[2:]]  # loc[1] is the format's type
+    return ".".join(loc) or None
 
 
 def _format_echo(request: LLMRequest) -> dict[str, Any]:
@@ -242,10 +239,18 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_choice(raw: Any) -> Any:
-    if raw is None or raw in ("auto", "none", "required"):
+def _tool_choice(raw: Any, tools: list[dict[str, Any]]) -> Any:
+    if raw is None or raw == "auto" or raw == "none":
+        return raw
+    if raw == "required":
+        if not tools:
+            raise ChatRequestError("tool_choice 'required' needs tools", "tool_choice")
         return raw
     if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
+        if raw["name"] not in {tool.get("name") for tool in tools}:
+            raise ChatRequestError(
+                f"tool_choice names {raw['name']!r}, which is not among the tools", "tool_choice"
+            )
         return {"name": raw["name"]}
     raise ChatRequestError(
         "tool_choice must be auto, none, required or {type: function, name}", "tool_choice"

@@ -223,6 +223,8 @@ def test_defaults_are_stateless_and_echo_openais_defaults() -> None:
     assert call.echo["tool_choice"] == "auto" and call.echo["parallel_tool_calls"] is True
     assert call.echo["text"]["format"] == {"type": "text"} and call.echo["tools"] == []
     assert call.request.parallel_tool_calls is None and call.request.request_id
+    nulls = parse(tool_choice=None, parallel_tool_calls=None).echo
+    assert (nulls["tool_choice"], nulls["parallel_tool_calls"]) == ("auto", True)
     assert parse(text={"format": {"type": "json_object"}}).request.response_format.type == "json_object"
     assert parse(text={"format": {"type": "text"}}).request.response_format.type == "text"
     assert parse(text={}, reasoning={"effort": None}).request.response_format is None
@@ -278,6 +280,7 @@ def test_parameters_that_cannot_be_honoured_are_refused_naming_them(
         ({"input": [{"role": "assistant", "content": [{"type": "input_image", "image_url": "https://e.com/a.png"}]}]},
          "input.0"),
         ({"input": []}, "input"),
+        ({"input": [{"role": "system", "content": "only instructions"}]}, "input"),
         ({"input": None}, "input"),
         ({"instructions": ["x"]}, "instructions"),
         ({"temperature": 9}, "temperature"),
