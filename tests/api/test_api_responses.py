@@ -660,3 +660,23 @@ def test_text_after_a_call_and_an_empty_reply_each_get_items_of_their_own() -> N
     nothing = LLMResponse(request_id="r2", model=OPENAI_MODEL, provider="openai", content="")
     events = frames_of([*empty.opening(), *empty.finish(nothing.model_dump(mode="json"))])
     assert [e["type"] for e in events] == [*STREAM_ORDER, *STREAM_END]
+
+
+async def test_a_retried_stream_does_not_repeat_text_or_items(
+    make_settings: Callable[..., Settings], serve: Serve
+) -> None:
+    settings = make_settings(LLM_MAX_RETRIES=2, LLMRELAY_BACKOFF_BASE=0.01, LLMRELAY_BACKOFF_MAX=0.02)
+    live = await serve(settings)
+    worker = Worker(settings, concurrency=4)
+    await worker.start()
+    prompt = "Once only [[sim:fault=cut after=4 times=1 tokens=14 tps=300]]"
+    try:
+        async with openai.AsyncOpenAI(base_url=live.url + "/v1", api_key="x", max_retries=0) as sdk:
+            stream = await sdk.responses.create(model=OPENAI_MODEL, input=prompt, stream=True)
+            events = [event async for event in stream]
+    finally:
+        await worker.stop(grace=2)
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "".join(reply_for(prompt, 14))
+    assert [e.type for e in events].count("response.output_item.added") == 1
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == text
