@@ -680,3 +680,14 @@ async def test_a_retried_stream_does_not_repeat_text_or_items(
     assert text == "".join(reply_for(prompt, 14))
     assert [e.type for e in events].count("response.output_item.added") == 1
     assert events[-1].type == "response.completed" and events[-1].response.output_text == text
+
+
+async def test_a_provider_range_is_refused_before_any_call(
+    sdk: openai.AsyncOpenAI, sim: SimulatorServer
+) -> None:
+    sim.clear()
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as info:
+            await sdk.responses.create(model=ANTHROPIC_MODEL, input="x", temperature=1.8, stream=stream)
+        assert info.value.param == "temperature"
+    assert sim.requests() == []
