@@ -67,6 +67,12 @@ def stream_reader(request_id: str) -> str:
     return f"{PREFIX}:reader:{request_id}"
 
 
+def stored_response(response_id: str) -> str:
+    """A Responses-API response its caller asked to store, with its conversation; expires result_ttl
+    after it was written (``shared.conversations``)."""
+    return f"{PREFIX}:resp:{response_id}"
+
+
 def worker_heartbeat(worker_id: str) -> str:
     return f"{PREFIX}:worker:{worker_id}"
 

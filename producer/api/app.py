@@ -1,10 +1,11 @@
 """The HTTP façade: JSON-RPC 2.0 with SSE streaming, OpenAI-compatible endpoints, /metrics and /health.
 
 ``create_app(settings)`` builds a Starlette app a host can serve or mount, from one :class:`Facade`
-(the state every route shares) and the route modules: ``routes_jsonrpc``, ``routes_openai`` and
-``routes_operations``, whose streams go through the one relay in ``relay``. Its lifespan starts the
-producer it created (and stops it); when the app is mounted where lifespans do not run, the producer
-is started by the first request instead. A producer passed in is the caller's to start and stop.
+(the state every route shares) and the route modules: ``routes_jsonrpc``, ``routes_openai``,
+``routes_responses`` and ``routes_operations``, whose streams go through the one relay in ``relay``.
+Its lifespan starts the producer it created (and stops it); when the app is mounted where lifespans do
+not run, the producer is started by the first request instead. A producer passed in is the caller's
+to start and stop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from llmrelay.producer.api.guard import Guard, error_body, route_of
 from llmrelay.producer.api.routes_jsonrpc import JsonRpcRoutes
 from llmrelay.producer.api.routes_openai import OpenAIRoutes
 from llmrelay.producer.api.routes_operations import OperationsRoutes
+from llmrelay.producer.api.routes_responses import ResponsesRoutes
 from llmrelay.producer.sdk import LLMProducer
 from llmrelay.shared.settings import Settings
 
@@ -30,6 +32,7 @@ def create_app(settings: Settings, *, producer: LLMProducer | None = None) -> St
     routes = [
         *JsonRpcRoutes(facade).routes(),
         *OpenAIRoutes(facade).routes(),
+        *ResponsesRoutes(facade).routes(),
         *OperationsRoutes(facade).routes(),
     ]
     token = settings.api_token.get_secret_value() if settings.api_token is not None else None

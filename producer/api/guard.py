@@ -20,9 +20,9 @@ from llmrelay.producer.api.telemetry import ApiMetrics
 
 log = structlog.get_logger("llmrelay.api")
 
-ROUTES = frozenset(
-    {"/jsonrpc", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/metrics", "/health"}
-)
+ROUTES = frozenset({
+    "/jsonrpc", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/metrics", "/health",
+})
 OPEN_ROUTES = frozenset({"/health"})
 #: Where the guard leaves the caller's identity in the ASGI scope.
 CALLER_KEY = "llmrelay.caller"
@@ -46,6 +46,8 @@ def route_label(path: str) -> str:
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{id}"
+    if path.startswith("/v1/responses/"):
+        return "/v1/responses/{id}"
     return "other"
 
 
