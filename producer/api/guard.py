@@ -21,7 +21,8 @@ from llmrelay.producer.api.telemetry import ApiMetrics
 log = structlog.get_logger("llmrelay.api")
 
 ROUTES = frozenset({
-    "/jsonrpc", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/metrics", "/health",
+    "/jsonrpc", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models",
+    "/metrics", "/health",
 })
 OPEN_ROUTES = frozenset({"/health"})
 #: Where the guard leaves the caller's identity in the ASGI scope.
