@@ -23,7 +23,7 @@ import orjson
 from pydantic import ValidationError
 
 from llmrelay.shared.errors import LLMRelayError, RateLimitedError
-from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.models import LLMRequest, field_parts
 from llmrelay.shared.redaction import redact
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
@@ -155,9 +155,39 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
         request = LLMRequest.model_validate(values)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
+        param = chat_param(first["loc"])
         raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
     return ChatCall(request, bool(stream), include_usage)
+
+
+#: Where a content part's fields are in a chat body, by the part's kind.
+_PART_FIELDS = {"image": ("image_url", "url"), "document": ("file", "file_data"), "text": ("text",)}
+
+
+def chat_param(loc: tuple[str | int, ...] | list[str | int]) -> str | None:
+    """The chat-completions parameter an LLMRequest validation error is about (``tools.0.function.
+    parameters`` for the contract's ``tools.0.parameters``), so the 400 names what the caller sent."""
+    path = field_parts(loc)
+    match path:
+        case []:
+            return None
+        case ["tools", int(), *rest]:
+            path = [*path[:2], "function", *rest]
+        case ["tool_choice", *_]:
+            path = ["tool_choice"]
+        case ["reasoning", *_]:
+            path = ["reasoning_effort"]
+        case ["response_format", *rest] if rest:
+            path = ["response_format", "json_schema", *rest]
+        case ["messages", int(), "tool_calls", int(), *rest] if rest:
+            path = [*path[:4], "function", *rest]
+        case ["messages", int(), "content", int(), field, *_]:
+            kind = next((p for p in loc[loc.index("content") + 1 :] if p in _PART_FIELDS), None)
+            if kind is not None and field != "detail":
+                path = [*path[:4], *_PART_FIELDS[str(kind)]]
+            elif kind == "image":
+                path = [*path[:4], "image_url", "detail"]
+    return ".".join(str(p) for p in path)
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
