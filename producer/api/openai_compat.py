@@ -3,9 +3,10 @@
 This is our own encoding of OpenAI's public format (no provider SDK here). Every parameter of the API is
 either honoured (mapped onto the contract, and from there onto each provider) or refused with a 400 that
 names it; none is dropped. Refused: several choices (``n`` > 1), logprobs, penalties, ``logit_bias``,
-audio and other output modalities, ``prediction``, ``web_search_options``, ``service_tier`` other than
-``auto``, ``store: true``, ``verbosity``, ``prompt_cache_key``, ``safety_identifier``, the deprecated
-``functions``, and any key OpenAI does not define. llmrelay's own request fields (``tier``,
+audio and other output modalities, ``prediction``, ``web_search_options``, ``moderation``, ``service_tier``
+other than ``auto``, ``store: true``, ``verbosity``, ``prompt_cache_key``, ``prompt_cache_options``,
+``prompt_cache_retention``, ``safety_identifier``, the deprecated ``functions``, and any key OpenAI does
+not define. llmrelay's own request fields (``tier``,
 ``priority``, ``request_id``, ``timeout``, ``fallback_models``, ``trace_id``, ``source_agent``,
 ``session_id``, ``metadata``, ``provider_options``) may be given in the body (the openai SDK's
 ``extra_body``); ``provider_options`` is where provider-only fields such as ``verbosity`` go.
@@ -45,9 +46,16 @@ REFUSED = {
     "verbosity": "verbosity (pass it in provider_options.openai)",
     "prompt_cache_key": "prompt_cache_key (pass it in provider_options.openai)",
     "safety_identifier": "safety_identifier (pass it in provider_options.openai)",
+    "prompt_cache_options": "prompt_cache_options (pass it in provider_options.openai)",
+    "prompt_cache_retention": "prompt_cache_retention (pass it in provider_options.openai)",
+    "moderation": "moderation of the request and reply (moderation)",
+    "logit_bias": "logit_bias",
     "functions": "the deprecated functions parameter (use tools)",
     "function_call": "the deprecated function_call parameter (use tool_choice)",
 }
+#: Refused parameters whose empty value asks for nothing (an empty ``web_search_options`` does: it turns
+#: web search on with its defaults, so only these are let through empty).
+EMPTY_IS_NOTHING = frozenset({"logit_bias", "functions"})
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)
 
@@ -201,12 +209,11 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     if n is not None and n != 1:
         refuse("n", "more than one choice (n > 1)")
     for name, what in REFUSED.items():
-        if body.get(name) not in (None, [], {}):
+        value = body.get(name)
+        if value is not None and not (name in EMPTY_IS_NOTHING and value in ([], {})):
             refuse(name, what)
     if body.get("logprobs"):
         refuse("logprobs", "logprobs")
-    if body.get("logit_bias"):
-        refuse("logit_bias", "logit_bias")
     for name in ("presence_penalty", "frequency_penalty"):
         if body.get(name) not in (None, 0, 0.0):
             refuse(name, name)
