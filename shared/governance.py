@@ -7,7 +7,7 @@ disallowed model never reaches a provider, whatever path it came by.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -19,7 +19,7 @@ from llmrelay.shared.errors import (
     ModelNotAllowedError,
     UnknownModelError,
 )
-from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.models import JSONObjectFormat, LLMRequest
 from llmrelay.shared.settings import Settings
 
 #: A coarse, provider-neutral estimate used to refuse prompts that cannot fit and to charge the token
@@ -35,6 +35,24 @@ PARAMETER_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
 UNSUPPORTED_PARAMETERS: dict[str, frozenset[str]] = {
     "anthropic": frozenset({"seed"}),
 }
+#: Per provider, values of a parameter it has no form for: (field, refused value's test, why). The
+#: adapters refuse them too; here they are refused before the request is queued, on every interface.
+UNSUPPORTED_VALUES: dict[str, tuple[tuple[str, Callable[[LLMRequest], bool], str], ...]] = {
+    "anthropic": (
+        (
+            "response_format",
+            lambda r: isinstance(r.response_format, JSONObjectFormat),
+            "json_object has no form in the Messages API (ask for a json_schema)",
+        ),
+    ),
+    "gemini": (
+        (
+            "parallel_tool_calls",
+            lambda r: r.parallel_tool_calls is False and bool(r.tools) and r.tool_choice != "none",
+            "Gemini has no way to turn parallel tool calls off; leave it unset",
+        ),
+    ),
+}
 
 
 def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "model") -> None:
@@ -45,6 +63,12 @@ def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "mode
         if getattr(request, name) is not None:
             raise InvalidRequestError(
                 f"{name} is not supported by {provider} (model {info.name})",
+                data={"field": name, "provider": provider, "model": info.name, "via": field},
+            )
+    for name, refused, why in UNSUPPORTED_VALUES.get(provider, ()):
+        if refused(request):
+            raise InvalidRequestError(
+                f"{name}: {why} (model {info.name})",
                 data={"field": name, "provider": provider, "model": info.name, "via": field},
             )
     for name, (low, high) in PARAMETER_BOUNDS.get(provider, {}).items():
