@@ -35,22 +35,36 @@ PARAMETER_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
 UNSUPPORTED_PARAMETERS: dict[str, frozenset[str]] = {
     "anthropic": frozenset({"seed"}),
 }
-#: Per provider, values of a parameter it has no form for: (field, refused value's test, why). The
-#: adapters refuse them too; here they are refused before the request is queued, on every interface.
-UNSUPPORTED_VALUES: dict[str, tuple[tuple[str, Callable[[LLMRequest], bool], str], ...]] = {
+
+
+def _named_turn(request: LLMRequest) -> str | None:
+    """The first message other than a tool result that carries a ``name``."""
+    for i, message in enumerate(request.messages):
+        if message.name is not None and message.role != "tool":
+            return f"messages.{i}.name"
+    return None
+
+
+#: Per provider, values it has no form for: a check that returns the refused field's path (or None), and
+#: why. The adapters refuse them too; here they are refused before the request is queued.
+UNSUPPORTED_VALUES: dict[str, tuple[tuple[Callable[[LLMRequest], str | None], str], ...]] = {
     "anthropic": (
         (
-            "response_format",
-            lambda r: isinstance(r.response_format, JSONObjectFormat),
+            lambda r: "response_format" if isinstance(r.response_format, JSONObjectFormat) else None,
             "json_object has no form in the Messages API (ask for a json_schema)",
         ),
+        (_named_turn, "the Messages API has no per-message name"),
     ),
     "gemini": (
         (
-            "parallel_tool_calls",
-            lambda r: r.parallel_tool_calls is False and bool(r.tools) and r.tool_choice != "none",
+            lambda r: (
+                "parallel_tool_calls"
+                if r.parallel_tool_calls is False and r.tools and r.tool_choice != "none"
+                else None
+            ),
             "Gemini has no way to turn parallel tool calls off; leave it unset",
         ),
+        (_named_turn, "Gemini has no per-message name"),
     ),
 }
 
@@ -65,11 +79,12 @@ def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "mode
                 f"{name} is not supported by {provider} (model {info.name})",
                 data={"field": name, "provider": provider, "model": info.name, "via": field},
             )
-    for name, refused, why in UNSUPPORTED_VALUES.get(provider, ()):
-        if refused(request):
+    for refused, why in UNSUPPORTED_VALUES.get(provider, ()):
+        where = refused(request)
+        if where is not None:
             raise InvalidRequestError(
-                f"{name}: {why} (model {info.name})",
-                data={"field": name, "provider": provider, "model": info.name, "via": field},
+                f"{where}: {why} (model {info.name})",
+                data={"field": where, "provider": provider, "model": info.name, "via": field},
             )
     for name, (low, high) in PARAMETER_BOUNDS.get(provider, {}).items():
         value = getattr(request, name)

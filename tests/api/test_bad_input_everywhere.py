@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from llmrelay.producer import LLMProducer
 from llmrelay.producer.api import create_app
+from llmrelay.producer.api.openai_compat import chat_param
 from llmrelay.shared import LLMRequest, Settings, keys
 from llmrelay.shared.errors import InvalidRequestError
 from llmrelay.shared.models import MAX_INLINE_BYTES, field_path
@@ -206,6 +207,24 @@ BAD = [
         {"messages": [USER], "tools": [_chat_tool(SCHEMA)], "parallel_tool_calls": False},
         "parallel_tool_calls",
         "parallel_tool_calls",
+        model=GEMINI_MODEL,
+        governance=True,
+    ),
+    Bad(
+        "a_named_turn_which_anthropic_has_no_form_for",
+        {"messages": [{**USER, "name": "alice"}]},
+        {"messages": [{**USER, "name": "alice"}]},
+        "messages.0.name",
+        "messages.0.name",
+        model=ANTHROPIC_MODEL,
+        governance=True,
+    ),
+    Bad(
+        "a_named_turn_which_gemini_has_no_form_for",
+        {"messages": [{"role": "system", "content": "be brief"}, {**USER, "name": "alice"}]},
+        {"messages": [{"role": "system", "content": "be brief"}, {**USER, "name": "alice"}]},
+        "messages.1.name",
+        "messages.1.name",
         model=GEMINI_MODEL,
         governance=True,
     ),
@@ -401,3 +420,27 @@ async def test_a_good_request_through_the_same_interface_reaches_the_provider(
     received = await poll(lambda: sim.requests(), timeout=30)
     assert len(received) == 1
     assert await _jobs_in_redis(stack.producer) != []
+
+
+@pytest.mark.parametrize(
+    ("loc", "param"),
+    [
+        ((), None),
+        (("temperature",), "temperature"),
+        (("tools", 0, "parameters"), "tools.0.function.parameters"),
+        (("tool_choice", "NamedToolChoice", "name"), "tool_choice"),
+        (("reasoning", "effort"), "reasoning_effort"),
+        (("response_format", "json_schema", "schema"), "response_format.json_schema.schema"),
+        (("response_format",), "response_format"),
+        (("messages", 1, "tool_calls", 0, "arguments"), "messages.1.tool_calls.0.function.arguments"),
+        (("messages", 0, "content", "parts", 2, "image", "data"), "messages.0.content.2.image_url.url"),
+        (("messages", 0, "content", "parts", 2, "image", "detail"), "messages.0.content.2.image_url.detail"),
+        (("messages", 0, "content", "parts", 1, "document", "data"), "messages.0.content.1.file.file_data"),
+        (("messages", 0, "content", "parts", 0, "text", "text"), "messages.0.content.0.text"),
+        (("messages", 0, "content", "text"), "messages.0.content"),
+    ],
+)  # fmt: skip
+def test_a_contract_path_is_reported_as_the_chat_parameter_sent(
+    loc: tuple[Any, ...], param: str | None
+) -> None:
+    assert chat_param(loc) == param

@@ -5,6 +5,7 @@ refused by name, and JSON-RPC ``llm.complete`` takes every LLMRequest field and 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import httpx2
@@ -16,7 +17,7 @@ from llmrelay.producer.api.openai_compat import EXTENSIONS, HONOURED, REFUSED
 from llmrelay.shared import LLMRequest
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
-from tests.support import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_REASONING_MODEL
+from tests.support import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_REASONING_MODEL, ROOT
 
 #: Options of the SDK's ``create`` that configure the HTTP call and are not sent as body parameters.
 SDK_REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -65,6 +66,17 @@ REFUSED_VALUES: dict[str, Any] = {
     "service_tier": "priority",
     "store": True,
 }
+
+
+def test_the_readme_table_gives_every_parameter_its_fate() -> None:
+    """The README's table of chat-completions parameters names each one the SDK's ``create`` takes."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("Every parameter of OpenAI's chat-completions `create`") :]
+    rows = [line for line in table[table.index("| parameter |") :].split("\n\n")[0].splitlines()[2:]]
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert all(len(row.split("|")) == 6 for row in rows)  # a fate for each of the three providers
+    missing = [p for p in _create_parameters() if p not in SDK_REQUEST_OPTIONS and p not in named]
+    assert missing == []
 
 
 def test_every_refused_parameter_has_a_refused_value_here() -> None:
