@@ -7,7 +7,7 @@ disallowed model never reaches a provider, whatever path it came by.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -20,7 +20,7 @@ from llmrelay.shared.errors import (
     ModelNotAllowedError,
     UnknownModelError,
 )
-from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.models import JSONObjectFormat, LLMRequest
 from llmrelay.shared.settings import Settings
 
 #: A coarse, provider-neutral estimate used to refuse prompts that cannot fit and to charge the token
@@ -38,6 +38,38 @@ UNSUPPORTED_PARAMETERS: dict[str, frozenset[str]] = {
 }
 
 
+def _named_turn(request: LLMRequest) -> str | None:
+    """The first message other than a tool result that carries a ``name``."""
+    for i, message in enumerate(request.messages):
+        if message.name is not None and message.role != "tool":
+            return f"messages.{i}.name"
+    return None
+
+
+#: Per provider, values it has no form for: a check that returns the refused field's path (or None), and
+#: why. The adapters refuse them too; here they are refused before the request is queued.
+UNSUPPORTED_VALUES: dict[str, tuple[tuple[Callable[[LLMRequest], str | None], str], ...]] = {
+    "anthropic": (
+        (
+            lambda r: "response_format" if isinstance(r.response_format, JSONObjectFormat) else None,
+            "json_object has no form in the Messages API (ask for a json_schema)",
+        ),
+        (_named_turn, "the Messages API has no per-message name"),
+    ),
+    "gemini": (
+        (
+            lambda r: (
+                "parallel_tool_calls"
+                if r.parallel_tool_calls is False and r.tools and r.tool_choice != "none"
+                else None
+            ),
+            "Gemini has no way to turn parallel tool calls off; leave it unset",
+        ),
+        (_named_turn, "Gemini has no per-message name"),
+    ),
+}
+
+
 def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "model") -> None:
     """InvalidRequestError naming the parameter when ``info``'s provider cannot take it as given
     (``via`` in its data names the request field that chose the model: ``model`` or ``fallback_models``)."""
@@ -47,6 +79,13 @@ def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "mode
             raise InvalidRequestError(
                 f"{name} is not supported by {provider} (model {info.name})",
                 data={"field": name, "provider": provider, "model": info.name, "via": field},
+            )
+    for refused, why in UNSUPPORTED_VALUES.get(provider, ()):
+        where = refused(request)
+        if where is not None:
+            raise InvalidRequestError(
+                f"{where}: {why} (model {info.name})",
+                data={"field": where, "provider": provider, "model": info.name, "via": field},
             )
     for name, (low, high) in PARAMETER_BOUNDS.get(provider, {}).items():
         value = getattr(request, name)

@@ -11,13 +11,17 @@ import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
     StringConstraints,
+    Tag,
+    ValidationError,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from llmrelay.shared.catalog import Provider, Tier
 
@@ -52,6 +56,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=False, validate_default=False)
 
 
+def refuse_at(loc: tuple[str | int, ...], message: str, value: Any = None) -> ValidationError:
+    """A validation error placed at ``loc`` (relative to the model being validated): raised inside a
+    validator, it reaches the caller at the path of the field it is about, not at the model's."""
+    error = PydanticCustomError("value_error", "{reason}", {"reason": message})
+    return ValidationError.from_exception_data(
+        "LLMRequest", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
+#: Path elements pydantic inserts for a union's branch after these fields (a content part's or a response
+#: format's ``type``, a string or parts content, a tool choice's kind): no field of the request has them.
+_UNION_FIELDS = frozenset({"content", "response_format", "tool_choice"})
+
+
+def field_parts(loc: tuple[str | int, ...] | list[str | int]) -> list[str | int]:
+    """The path of the request field a validation error is about, without the union branch labels
+    pydantic puts in its ``loc`` (``messages, 0, content, 1, data``)."""
+    out: list[str | int] = []
+    tagged = False
+    for part in loc:
+        if tagged and isinstance(part, str):
+            tagged = False
+            continue
+        tagged = part in _UNION_FIELDS or (isinstance(part, int) and out[-1:] == ["content"])
+        out.append(part)
+    return out
+
+
+def field_path(loc: tuple[str | int, ...] | list[str | int]) -> str:
+    """:func:`field_parts` dotted: ``messages.0.content.1.data``."""
+    return ".".join(str(part) for part in field_parts(loc))
+
+
 def _json_size(value: Any, what: str) -> int:
     try:
         return len(orjson.dumps(value))
@@ -70,13 +107,14 @@ def _check_schema(schema: dict[str, Any], what: str) -> dict[str, Any]:
     return schema
 
 
-def _check_base64(data: str, what: str) -> str:
+def _check_base64(data: str, what: str, loc: tuple[str, ...]) -> str:
     if len(data) > MAX_INLINE_BYTES:
-        raise ValueError(f"{what} is {len(data)} bytes of base64; at most {MAX_INLINE_BYTES} are accepted")
+        message = f"{what} is {len(data)} bytes of base64; at most {MAX_INLINE_BYTES} are accepted"
+        raise refuse_at(loc, message)
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"{what} is not valid base64") from None
+        raise refuse_at(loc, f"{what} is not valid base64") from None
     return data
 
 
@@ -113,10 +151,12 @@ class ImagePart(_Tagged):
             raise ValueError("an image part takes either 'url' or 'data' (with 'media_type')")
         if self.data is not None:
             if self.media_type not in IMAGE_MEDIA_TYPES:
-                raise ValueError(f"image media_type must be one of {sorted(IMAGE_MEDIA_TYPES)}")
-            _check_base64(self.data, "image data")
+                raise refuse_at(
+                    ("media_type",), f"image media_type must be one of {sorted(IMAGE_MEDIA_TYPES)}"
+                )
+            _check_base64(self.data, "image data", ("data",))
         elif self.url is not None and not self.url.startswith(("https://", "http://", "data:image/")):
-            raise ValueError("an image url must be http(s):// or a data:image/... URL")
+            raise refuse_at(("url",), "an image url must be http(s):// or a data:image/... URL")
         return self
 
 
@@ -130,12 +170,25 @@ class DocumentPart(_Tagged):
     @model_validator(mode="after")
     def _pdf(self) -> DocumentPart:
         if self.media_type not in DOCUMENT_MEDIA_TYPES:
-            raise ValueError(f"document media_type must be one of {sorted(DOCUMENT_MEDIA_TYPES)}")
-        _check_base64(self.data, "document data")
+            raise refuse_at(
+                ("media_type",), f"document media_type must be one of {sorted(DOCUMENT_MEDIA_TYPES)}"
+            )
+        _check_base64(self.data, "document data", ("data",))
         return self
 
 
 ContentPart = Annotated[TextPart | ImagePart | DocumentPart, Field(discriminator="type")]
+
+
+def _content_kind(value: Any) -> str:
+    return "text" if isinstance(value, str) else "parts"
+
+
+#: A string or a list of parts, told apart by the value's own type, so that a refused part is reported
+#: at its own path and not beside a "not a string" error of the other branch.
+Content = Annotated[
+    Annotated[str, Tag("text")] | Annotated[list[ContentPart], Tag("parts")], Discriminator(_content_kind)
+]
 
 
 class ToolCall(_Strict):
@@ -151,7 +204,7 @@ class Message(_Strict):
     carry ``tool_calls``; a ``tool`` turn answers the call named by ``tool_call_id``."""
 
     role: Role
-    content: str | list[ContentPart] | None = None
+    content: Content | None = None
     tool_calls: list[ToolCall] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
     tool_call_id: ToolCallId | None = None
     name: ToolName | None = None
@@ -166,20 +219,22 @@ class Message(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> Message:
         if self.tool_calls is not None and self.role != "assistant":
-            raise ValueError("only an assistant message carries tool_calls")
+            raise refuse_at(("tool_calls",), "only an assistant message carries tool_calls")
         if self.role == "tool":
             if self.tool_call_id is None:
-                raise ValueError("a tool message needs the tool_call_id of the call it answers")
+                raise refuse_at(
+                    ("tool_call_id",), "a tool message needs the tool_call_id of the call it answers"
+                )
             if self.content is None:
-                raise ValueError("a tool message needs content (the tool's result)")
+                raise refuse_at(("content",), "a tool message needs content (the tool's result)")
         elif self.tool_call_id is not None:
-            raise ValueError("only a tool message carries tool_call_id")
+            raise refuse_at(("tool_call_id",), "only a tool message carries tool_call_id")
         if self.content is None and not self.tool_calls:
-            raise ValueError("a message needs content (or, from the assistant, tool_calls)")
+            raise refuse_at(("content",), "a message needs content (or, from the assistant, tool_calls)")
         if isinstance(self.content, list):
-            kinds = {part.type for part in self.content}
-            if self.role != "user" and kinds - {"text"}:
-                raise ValueError(f"only a user message may carry {sorted(kinds - {'text'})} parts")
+            for k, part in enumerate(self.content):
+                if self.role != "user" and part.type != "text":
+                    raise refuse_at(("content", k), f"only a user message may carry {part.type} parts")
         return self
 
     @property
@@ -362,21 +417,28 @@ class LLMRequest(_Strict):
             for call in message.tool_calls or ():
                 called.add(call.id)
             if message.role == "tool" and message.tool_call_id not in called:
-                raise ValueError(
-                    f"messages[{i}] answers tool call {message.tool_call_id!r}, which no earlier assistant "
-                    "message made"
+                raise refuse_at(
+                    (i, "tool_call_id"),
+                    f"messages[{i}].tool_call_id: it answers tool call {message.tool_call_id!r}, which no "
+                    "earlier assistant message made",
                 )
         return messages
 
     @model_validator(mode="after")
     def _check_tools(self) -> LLMRequest:
         names = [tool.name for tool in self.tools or ()]
-        if len(set(names)) != len(names):
-            raise ValueError("tools: each tool needs a name of its own")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise refuse_at(
+                    ("tools", i, "name"), f"tools: each tool needs a name of its own ({name!r} twice)"
+                )
         if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.name not in names:
-            raise ValueError(f"tool_choice names {self.tool_choice.name!r}, which is not among the tools")
+            raise refuse_at(
+                ("tool_choice",),
+                f"tool_choice names {self.tool_choice.name!r}, which is not among the tools",
+            )
         if self.tool_choice in ("required",) and not names:
-            raise ValueError("tool_choice 'required' needs tools")
+            raise refuse_at(("tool_choice",), "tool_choice 'required' needs tools")
         return self
 
     @property

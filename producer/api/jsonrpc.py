@@ -18,6 +18,7 @@ import structlog
 from pydantic import ValidationError
 
 from llmrelay.shared.errors import LLMRelayError
+from llmrelay.shared.models import field_path
 from llmrelay.shared.redaction import redact, redact_value
 
 log = structlog.get_logger("llmrelay.api")
@@ -104,8 +105,10 @@ def error_for(exc: Exception, method: str) -> dict[str, Any]:
 
 
 def validation_details(exc: ValidationError) -> dict[str, Any]:
-    """Pydantic's findings without the values that failed (which may be large, or secret)."""
-    return {"errors": exc.errors(include_url=False, include_input=False, include_context=False)}
+    """Pydantic's findings without the values that failed (which may be large, or secret), and ``field``:
+    the dotted path of the first one, without pydantic's union branch labels."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    return {"errors": errors, "field": field_path(errors[0]["loc"]) if errors else None}
 
 
 def parse(body: bytes) -> tuple[bool, list[Call | Invalid]]:

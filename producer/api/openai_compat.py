@@ -3,9 +3,10 @@
 This is our own encoding of OpenAI's public format (no provider SDK here). Every parameter of the API is
 either honoured (mapped onto the contract, and from there onto each provider) or refused with a 400 that
 names it; none is dropped. Refused: several choices (``n`` > 1), logprobs, penalties, ``logit_bias``,
-audio and other output modalities, ``prediction``, ``web_search_options``, ``service_tier`` other than
-``auto``, ``store: true``, ``verbosity``, ``prompt_cache_key``, ``safety_identifier``, the deprecated
-``functions``, and any key OpenAI does not define. llmrelay's own request fields (``tier``,
+audio and other output modalities, ``prediction``, ``web_search_options``, ``moderation``, ``service_tier``
+other than ``auto``, ``store: true``, ``verbosity``, ``prompt_cache_key``, ``prompt_cache_options``,
+``prompt_cache_retention``, ``safety_identifier``, the deprecated ``functions``, and any key OpenAI does
+not define. llmrelay's own request fields (``tier``,
 ``priority``, ``request_id``, ``timeout``, ``fallback_models``, ``trace_id``, ``source_agent``,
 ``session_id``, ``metadata``, ``provider_options``) may be given in the body (the openai SDK's
 ``extra_body``); ``provider_options`` is where provider-only fields such as ``verbosity`` go.
@@ -23,7 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from llmrelay.shared.errors import LLMRelayError, RateLimitedError
-from llmrelay.shared.models import LLMRequest
+from llmrelay.shared.models import LLMRequest, field_parts
 from llmrelay.shared.redaction import redact
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
@@ -45,9 +46,16 @@ REFUSED = {
     "verbosity": "verbosity (pass it in provider_options.openai)",
     "prompt_cache_key": "prompt_cache_key (pass it in provider_options.openai)",
     "safety_identifier": "safety_identifier (pass it in provider_options.openai)",
+    "prompt_cache_options": "prompt_cache_options (pass it in provider_options.openai)",
+    "prompt_cache_retention": "prompt_cache_retention (pass it in provider_options.openai)",
+    "moderation": "moderation of the request and reply (moderation)",
+    "logit_bias": "logit_bias",
     "functions": "the deprecated functions parameter (use tools)",
     "function_call": "the deprecated function_call parameter (use tool_choice)",
 }
+#: Refused parameters whose empty value asks for nothing (an empty ``web_search_options`` does: it turns
+#: web search on with its defaults, so only these are let through empty).
+EMPTY_IS_NOTHING = frozenset({"logit_bias", "functions"})
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)
 
@@ -155,9 +163,39 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
         request = LLMRequest.model_validate(values)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
+        param = chat_param(first["loc"])
         raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
     return ChatCall(request, bool(stream), include_usage)
+
+
+#: Where a content part's fields are in a chat body, by the part's kind.
+_PART_FIELDS = {"image": ("image_url", "url"), "document": ("file", "file_data"), "text": ("text",)}
+
+
+def chat_param(loc: tuple[str | int, ...] | list[str | int]) -> str | None:
+    """The chat-completions parameter an LLMRequest validation error is about (``tools.0.function.
+    parameters`` for the contract's ``tools.0.parameters``), so the 400 names what the caller sent."""
+    path = field_parts(loc)
+    match path:
+        case []:
+            return None
+        case ["tools", int(), *rest]:
+            path = [*path[:2], "function", *rest]
+        case ["tool_choice", *_]:
+            path = ["tool_choice"]
+        case ["reasoning", *_]:
+            path = ["reasoning_effort"]
+        case ["response_format", *rest] if rest:
+            path = ["response_format", "json_schema", *rest]
+        case ["messages", int(), "tool_calls", int(), *rest] if rest:
+            path = [*path[:4], "function", *rest]
+        case ["messages", int(), "content", int(), field, *_]:
+            kind = next((p for p in loc[loc.index("content") + 1 :] if p in _PART_FIELDS), None)
+            if kind is not None and field != "detail":
+                path = [*path[:4], *_PART_FIELDS[str(kind)]]
+            elif kind == "image":
+                path = [*path[:4], "image_url", "detail"]
+    return ".".join(str(p) for p in path)
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
@@ -171,12 +209,11 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     if n is not None and n != 1:
         refuse("n", "more than one choice (n > 1)")
     for name, what in REFUSED.items():
-        if body.get(name) not in (None, [], {}):
+        value = body.get(name)
+        if value is not None and not (name in EMPTY_IS_NOTHING and value in ([], {})):
             refuse(name, what)
     if body.get("logprobs"):
         refuse("logprobs", "logprobs")
-    if body.get("logit_bias"):
-        refuse("logit_bias", "logit_bias")
     for name in ("presence_penalty", "frequency_penalty"):
         if body.get(name) not in (None, 0, 0.0):
             refuse(name, name)
