@@ -64,7 +64,12 @@ class ModelInfo:
     served: bool = False
 
     def cost(
-        self, prompt_tokens: int, completion_tokens: int, *, cached_prompt_tokens: int = 0, discount: float = 0.0
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_prompt_tokens: int = 0,
+        discount: float = 0.0,
     ) -> float:
         """Cost in USD of one call. ``cached_prompt_tokens`` are part of ``prompt_tokens`` and are billed
         at the cached-input price where the row has one; long-context prices apply past the threshold
@@ -77,7 +82,9 @@ class ModelInfo:
             cached_price = self.cached_input_per_mtok_long or cached_price
         cached = min(max(cached_prompt_tokens, 0), prompt_tokens) if cached_price is not None else 0
         raw = (
-            (prompt_tokens - cached) * in_price + cached * (cached_price or 0.0) + completion_tokens * out_price
+            (prompt_tokens - cached) * in_price
+            + cached * (cached_price or 0.0)
+            + completion_tokens * out_price
         ) / 1_000_000
         return round(raw * (1.0 - discount), 10)
 
@@ -122,7 +129,10 @@ class ModelInfo:
 
 _FIELDS = {f for f in ModelInfo.__dataclass_fields__ if f != "name"}
 _REQUIRED: dict[str, set[str]] = {
-    "chat": {"provider", "api_id", "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens", "tier"},
+    "chat": {
+        "provider", "api_id", "input_per_mtok", "output_per_mtok",
+        "context_window", "max_output_tokens", "tier",
+    },
     "embedding": {"provider", "api_id", "input_per_mtok", "context_window", "dimensions"},
 }  # fmt: skip
 _NUMERIC = {
@@ -209,7 +219,9 @@ class Catalog:
         models = {name: _entry(name, entry) for name, entry in data.get("models", {}).items()}
         for info in models.values():
             if info.successor is not None and info.successor not in models:
-                raise ValueError(f"catalog entry {info.name!r}: successor {info.successor!r} is not in the catalog")
+                raise ValueError(
+                    f"catalog entry {info.name!r}: successor {info.successor!r} is not in the catalog"
+                )
         return cls(
             models=models,
             prices_as_of=str(data.get("prices_as_of", "")),

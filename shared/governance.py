@@ -23,12 +23,12 @@ from llmrelay.shared.errors import (
     UnknownModelError,
 )
 from llmrelay.shared.models import DocumentPart, ImagePart, JSONSchemaFormat, LLMRequest
+from llmrelay.shared.settings import Settings
 
 log = structlog.get_logger("llmrelay.governance")
 
 #: The deprecated models this process has already warned about: the warning is logged once per model.
 _WARNED_DEPRECATED: set[str] = set()
-from llmrelay.shared.settings import Settings
 
 #: A coarse, provider-neutral estimate used to refuse prompts that cannot fit and to charge the token
 #: limiter up front; actual usage reconciles it after the call.

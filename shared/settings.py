@@ -36,7 +36,13 @@ DEFAULT_ALLOWED_MODELS: tuple[str, ...] = (
 #: The ModelSelector's preference per tier, cheapest first within each tier's quality band; live models
 #: only (a retired model would be skipped anyway).
 DEFAULT_TIER_MODELS: dict[str, list[str]] = {
-    "fast": ["gpt-6-luna", "claude-haiku-5-5", "gemini-2.5-flash-lite", "gemini-3.5-flash-lite", "gpt-6.1-terra"],
+    "fast": [
+        "gpt-6-luna",
+        "claude-haiku-5-5",
+        "gemini-2.5-flash-lite",
+        "gemini-3.5-flash-lite",
+        "gpt-6.1-terra",
+    ],
     "balanced": ["gemini-3.8-flash", "gpt-6.2-sol", "claude-sonnet-5-5", "gpt-6.1-sol"],
     "premium": ["claude-opus-5-5", "gpt-6.2-astra"],
 }
