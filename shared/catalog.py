@@ -89,13 +89,13 @@ class ModelInfo:
         return round(raw * (1.0 - discount), 10)
 
     def lifecycle(self, today: date) -> Lifecycle:
-        """``retired`` from the shutdown date on; ``deprecated`` once announced (a shutdown date alone
-        is an announcement); ``live`` otherwise."""
+        """``retired`` from the shutdown date on; ``deprecated`` from the announcement on (a shutdown date
+        with no announcement date is itself the announcement); ``live`` otherwise."""
         if self.retires_on is not None and today >= self.retires_on:
             return "retired"
-        if (self.deprecated_on is not None and today >= self.deprecated_on) or self.retires_on is not None:
-            return "deprecated"
-        return "live"
+        if self.deprecated_on is not None:
+            return "deprecated" if today >= self.deprecated_on else "live"
+        return "deprecated" if self.retires_on is not None else "live"
 
     def capabilities(self) -> dict[str, bool]:
         return {name: bool(getattr(self, name)) for name in CAPABILITIES}

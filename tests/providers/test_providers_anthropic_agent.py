@@ -29,7 +29,7 @@ from llmrelay.worker.providers import (
     ToolCallDelta,
 )
 
-MODEL = "claude-3-5-haiku"
+MODEL = "claude-haiku-5-5"
 WEATHER: dict[str, Any] = {
     "name": "get_weather",
     "description": "Weather for a city",
@@ -396,7 +396,7 @@ async def test_cache_and_thinking_usage_and_a_call_after_a_thinking_block(sim_se
         {
             "type": "message_start",
             "message": {
-                "id": "m", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+                "id": "m", "type": "message", "role": "assistant", "model": "claude-haiku-5-5",
                 "content": [], "stop_reason": None,
                 "usage": {"input_tokens": 10, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20,
                           "output_tokens": 1},
