@@ -47,7 +47,7 @@ def listing(scope: Scope, path: str, created: int) -> Any:
                 {
                     "name": f"models/{m}",
                     "displayName": m,
-                    "supportedGenerationMethods": ["embedContent"] if "embedding" in m else ["generateContent"],
+                    "supportedGenerationMethods": [_gemini_method(m)],
                 }
                 for m in GEMINI_MODELS
             ]
@@ -66,3 +66,7 @@ def listing(scope: Scope, path: str, created: int) -> Any:
             ],
         }
     return data
+
+
+def _gemini_method(model: str) -> str:
+    return "embedContent" if "embedding" in model else "generateContent"

@@ -214,7 +214,7 @@ async def models(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     NoParams.model_validate(params)
     governance = ctx.producer.governance
     return {
-        "models": [info.public() for info in governance.allowed_models()],
+        "models": [info.public(governance.clock()) for info in governance.allowed_models()],
         "tiers": governance.selector.choices(),
         "default_model": governance.default_model if governance.default_model else None,
         "prices_as_of": governance.catalog.prices_as_of,

@@ -159,7 +159,14 @@ async def test_models_lists_allowed_models_with_tiers_and_price_date(client: htt
     assert {"provider", "tier", "input_per_mtok", "output_per_mtok", "context_window"} <= set(first)
     assert set(result["tiers"]) == {"fast", "balanced", "premium"}
     assert result["prices_as_of"]
-    assert result["default_model"] == "gpt-6.1-terra"
+    assert result["default_model"] == "gpt-6-luna"
+    by_name = {m["id"]: m for m in result["models"]}
+    assert by_name["gpt-6.1-terra"]["lifecycle"] == "live"
+    assert by_name["gpt-6.1-terra"]["capabilities"] == {
+        "tools": True, "vision": True, "documents": True, "json_schema": True, "reasoning": True,
+    }  # fmt: skip
+    assert by_name["text-embedding-3-small"]["kind"] == "embedding"
+    assert by_name["text-embedding-3-small"]["dimensions"] == 1536
 
 
 async def test_methods_run_without_the_http_layer(producer: LLMProducer, settings: Settings) -> None:

@@ -96,7 +96,7 @@ _ERROR_CODE_STATUS: dict[str, int] = {
 }
 
 
-#: Model families that take a reasoning effort (the reasoning guide: o-series, gpt-5 and gpt-6); others refuse it.
+#: Model families that take a reasoning effort (the reasoning guide: o-series, gpt-5, gpt-6); others refuse.
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 #: What the adapter sets itself or keeps stateless (no stored or server-side conversation);
