@@ -145,6 +145,10 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
 
     _translate = staticmethod(_translate)
 
+    async def _list_models(self) -> set[str]:
+        # GET /v1/models, paged by the SDK (developers.openai.com/api/reference/resources/models).
+        return {model.id async for model in self._client.models.list()}
+
     def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
 
