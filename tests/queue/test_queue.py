@@ -130,7 +130,7 @@ async def test_disallowed_model_is_refused_before_anything_is_queued(
     narrow = settings.model_copy(update={"allowed_models": ["gpt-6.1-terra"]})
     async with LLMProducer(narrow) as p:
         with pytest.raises(ModelNotAllowedError):
-            await p.complete(req("no", "gpt-6.1-terra"))
+            await p.complete(req("no", "gpt-6.1-sol"))
         with pytest.raises(ModelNotAllowedError):
             await p.complete(req("no", "gpt-6.1-terra", fallback_models=["claude-sonnet-5-5"]))
     assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "interactive")) == 0
@@ -145,9 +145,9 @@ async def test_worker_refuses_a_disallowed_model_that_was_queued_anyway(
     await w.start()
     try:
         with pytest.raises(ModelNotAllowedError):
-            await producer.complete(req("sneaky", "gpt-6.1-terra", request_id="sneaky-1"))
+            await producer.complete(req("sneaky", "gpt-6.1-sol", request_id="sneaky-1"))
         with pytest.raises(ModelNotAllowedError):
-            await producer.complete(req("sneaky too", "gpt-6.1-terra", fallback_models=["gpt-6.1-terra"]))
+            await producer.complete(req("sneaky too", "gpt-6.1-terra", fallback_models=["gpt-6.1-sol"]))
     finally:
         await w.stop(grace=1)
     assert sim.requests() == []
