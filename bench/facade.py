@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ) as http:
                 await _until_healthy(http)
                 messages = [{"role": "user", "content": "benchmark prompt"}]
-                params = {"model": "gpt-4.1", "messages": messages}
+                params = {"model": "gpt-6.1-terra", "messages": messages}
                 complete_body = orjson.dumps(
                     {"jsonrpc": "2.0", "id": 1, "method": "llm.complete", "params": params}
                 )
@@ -118,7 +118,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     first = 0.0
                     stream = await direct.chat.completions.create(
-                        model="gpt-4.1-2025-04-14",
+                        model="gpt-6.1-terra",
                         messages=messages,  # type: ignore[arg-type]
                         stream=True,
                         stream_options={"include_usage": True},

@@ -97,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             async def sdk() -> None:
                 stream = await direct.chat.completions.create(
-                    model="gpt-4.1-2025-04-14",
+                    model="gpt-6.1-terra",
                     messages=messages,  # type: ignore[arg-type]
                     stream=True,
                     stream_options={"include_usage": True},
@@ -105,14 +105,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 async for _chunk in stream:
                     pass
 
-            request = LLMRequest(model="gpt-4.1", messages=messages)  # type: ignore[arg-type]
+            request = LLMRequest(model="gpt-6.1-terra", messages=messages)  # type: ignore[arg-type]
             wait_text = f"benchmark prompt [[sim:ttft_ms={args.provider_ttft_ms}]]"
             wait_messages = [{"role": "user", "content": wait_text}]
-            wait_request = LLMRequest(model="gpt-4.1", messages=wait_messages)  # type: ignore[arg-type]
+            wait_request = LLMRequest(model="gpt-6.1-terra", messages=wait_messages)  # type: ignore[arg-type]
 
             async def sdk_waiting() -> None:
                 stream = await direct.chat.completions.create(
-                    model="gpt-4.1-2025-04-14",
+                    model="gpt-6.1-terra",
                     messages=wait_messages,  # type: ignore[arg-type]
                     stream=True,
                     stream_options={"include_usage": True},
@@ -121,7 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     pass
 
             long_request = LLMRequest(
-                model="gpt-4.1",
+                model="gpt-6.1-terra",
                 messages=[{"role": "user", "content": f"long [[sim:tokens={args.relay_tokens}]]"}],  # type: ignore[list-item]
             )
             async with LLMProducer(settings) as producer:

@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(_env_file=None)
     governance = Governance.from_settings(settings)
     catalog = governance.catalog
-    by_model = LLMRequest(model="claude-3-5-sonnet-20241022", messages=[{"role": "user", "content": "hi"}])
+    by_model = LLMRequest(model="claude-sonnet-5-5", messages=[{"role": "user", "content": "hi"}])
     by_tier = LLMRequest(tier="fast", messages=[{"role": "user", "content": "hi"}])
     cases = {
-        "provider_for(model)": lambda: catalog.provider_for("gemini-1.5-pro-002"),
-        "governance.check(model)": lambda: governance.check("gpt-4.1"),
+        "provider_for(model)": lambda: catalog.provider_for("gemini-2.5-flash-lite"),
+        "governance.check(model)": lambda: governance.check("gpt-6.1-terra"),
         "governance.route(request by model)": lambda: governance.route(by_model),
         "governance.route(request by tier)": lambda: governance.route(by_tier),
     }

@@ -5,7 +5,7 @@ The public API, from one name::
     from llmrelay import LLMProducer, LLMRequest, Message
 
     async with LLMProducer.from_env() as llm:
-        request = LLMRequest(model="gpt-4.1-mini", messages=[Message(role="user", content="Hi")])
+        request = LLMRequest(model="gpt-6-luna", messages=[Message(role="user", content="Hi")])
         response = await llm.complete(request)
 
 The parts, each a subpackage: :mod:`llmrelay.shared` (the contract both sides speak),

@@ -1,9 +1,10 @@
-"""The model catalog: which provider serves a model, what it costs, how much context it takes."""
+"""The model catalog: which provider serves a model, what it costs, what it can do, and its lifecycle."""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -12,71 +13,175 @@ from llmrelay.shared.errors import UnknownModelError
 
 Provider = Literal["openai", "anthropic", "gemini"]
 Tier = Literal["fast", "balanced", "premium"]
-#: What a model does: answer a conversation, or turn texts into vectors.
-ModelKind = Literal["chat", "embedding"]
-MODEL_KINDS: tuple[ModelKind, ...] = ("chat", "embedding")
+Kind = Literal["chat", "embedding"]
+Lifecycle = Literal["live", "deprecated", "retired"]
 PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini")
 TIERS: tuple[Tier, ...] = ("fast", "balanced", "premium")
+KINDS: tuple[Kind, ...] = ("chat", "embedding")
+#: What a chat model may be asked for beyond plain text; each is a boolean field of its row.
+CAPABILITIES: tuple[str, ...] = ("tools", "vision", "documents", "json_schema", "reasoning")
+
+
+def utc_today() -> date:
+    """Today's date in UTC: the providers state shutdown dates as calendar days."""
+    return datetime.now(UTC).date()
 
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """One catalog entry. Prices are USD per million tokens at the provider's standard tier."""
+    """One catalog entry. Prices are USD per million tokens at the provider's standard tier.
+
+    ``retires_on`` is the provider's shutdown date, the first day a request fails; ``served`` is an
+    operator's statement that a retired model is still reachable (e.g. a compatible endpoint at the
+    provider's base URL), which lets requests for it through.
+    """
 
     name: str
     provider: Provider
     api_id: str
     input_per_mtok: float
-    output_per_mtok: float
     context_window: int
-    max_output_tokens: int
-    tier: Tier
+    output_per_mtok: float = 0.0
+    max_output_tokens: int = 0
+    tier: Tier | None = None
+    kind: Kind = "chat"
     aliases: tuple[str, ...] = ()
     api: str = "default"
     long_context_threshold: int | None = None
     input_per_mtok_long: float | None = None
     output_per_mtok_long: float | None = None
-    kind: ModelKind = "chat"
-    #: An embedding model's vector size (the most a request's ``dimensions`` may ask for).
+    cached_input_per_mtok: float | None = None
+    cached_input_per_mtok_long: float | None = None
     dimensions: int | None = None
+    tools: bool = False
+    vision: bool = False
+    documents: bool = False
+    json_schema: bool = False
+    reasoning: bool = False
+    deprecated_on: date | None = None
+    retires_on: date | None = None
+    successor: str | None = None
+    served: bool = False
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, *, discount: float = 0.0) -> float:
-        """Cost in USD of one call; long-context prices apply past the threshold, as the providers bill."""
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_prompt_tokens: int = 0,
+        discount: float = 0.0,
+    ) -> float:
+        """Cost in USD of one call. ``cached_prompt_tokens`` are part of ``prompt_tokens`` and are billed
+        at the cached-input price where the row has one; long-context prices apply past the threshold
+        (to the whole prompt, as the providers bill)."""
         in_price, out_price = self.input_per_mtok, self.output_per_mtok
+        cached_price = self.cached_input_per_mtok
         if self.long_context_threshold is not None and prompt_tokens > self.long_context_threshold:
             in_price = self.input_per_mtok_long or in_price
             out_price = self.output_per_mtok_long or out_price
-        raw = (prompt_tokens * in_price + completion_tokens * out_price) / 1_000_000
+            cached_price = self.cached_input_per_mtok_long or cached_price
+        cached = min(max(cached_prompt_tokens, 0), prompt_tokens) if cached_price is not None else 0
+        raw = (
+            (prompt_tokens - cached) * in_price
+            + cached * (cached_price or 0.0)
+            + completion_tokens * out_price
+        ) / 1_000_000
         return round(raw * (1.0 - discount), 10)
 
-    def public(self) -> dict[str, Any]:
-        """The entry as ``llm.models`` and ``/v1/models`` show it."""
-        return {
+    def lifecycle(self, today: date) -> Lifecycle:
+        """``retired`` from the shutdown date on; ``deprecated`` from the announcement on (a shutdown date
+        with no announcement date is itself the announcement); ``live`` otherwise."""
+        if self.retires_on is not None and today >= self.retires_on:
+            return "retired"
+        if self.deprecated_on is not None:
+            return "deprecated" if today >= self.deprecated_on else "live"
+        return "deprecated" if self.retires_on is not None else "live"
+
+    def capabilities(self) -> dict[str, bool]:
+        return {name: bool(getattr(self, name)) for name in CAPABILITIES}
+
+    def public(self, today: date | None = None) -> dict[str, Any]:
+        """The entry as ``llm.models``, ``/v1/models`` and ``llmrelay models`` show it."""
+        out: dict[str, Any] = {
             "id": self.name,
             "provider": self.provider,
+            "kind": self.kind,
             "api_id": self.api_id,
             "aliases": list(self.aliases),
             "tier": self.tier,
             "input_per_mtok": self.input_per_mtok,
-            "output_per_mtok": self.output_per_mtok,
+            "cached_input_per_mtok": self.cached_input_per_mtok,
             "context_window": self.context_window,
-            "max_output_tokens": self.max_output_tokens,
-            **({"kind": self.kind, "dimensions": self.dimensions} if self.kind == "embedding" else {}),
+            "lifecycle": self.lifecycle(today or utc_today()),
+            "deprecated_on": self.deprecated_on.isoformat() if self.deprecated_on else None,
+            "retires_on": self.retires_on.isoformat() if self.retires_on else None,
+            "successor": self.successor,
+            "served": self.served,
         }
+        if self.kind == "embedding":
+            out["dimensions"] = self.dimensions
+        else:
+            out["output_per_mtok"] = self.output_per_mtok
+            out["max_output_tokens"] = self.max_output_tokens
+            out["capabilities"] = self.capabilities()
+        return out
 
 
 _FIELDS = {f for f in ModelInfo.__dataclass_fields__ if f != "name"}
-_REQUIRED = {
-    "provider", "api_id", "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens", "tier",
+_REQUIRED: dict[str, set[str]] = {
+    "chat": {
+        "provider", "api_id", "input_per_mtok", "output_per_mtok",
+        "context_window", "max_output_tokens", "tier",
+    },
+    "embedding": {"provider", "api_id", "input_per_mtok", "context_window", "dimensions"},
 }  # fmt: skip
-#: An embedding model has an input price, a per-input token limit (``context_window``) and a vector size;
-#: it produces no output tokens and takes no part in tier selection.
-_REQUIRED_EMBEDDING = {"provider", "api_id", "input_per_mtok", "context_window", "dimensions"}
-_EMBEDDING_DEFAULTS: dict[str, Any] = {"output_per_mtok": 0.0, "max_output_tokens": 0, "tier": "fast"}
 _NUMERIC = {
-    "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens",
-    "long_context_threshold", "input_per_mtok_long", "output_per_mtok_long", "dimensions",
+    "input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens", "dimensions",
+    "long_context_threshold", "input_per_mtok_long", "output_per_mtok_long",
+    "cached_input_per_mtok", "cached_input_per_mtok_long",
 }  # fmt: skip
+_BOOLEAN = {*CAPABILITIES, "served"}
+_DATES = {"deprecated_on", "retires_on"}
+
+
+def _as_date(name: str, key: str, value: Any) -> date | None:
+    """A TOML date (``2026-12-11``) or an ISO date string; anything else is refused."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"catalog entry {name!r}: {key} must be an ISO date (YYYY-MM-DD), not {value!r}")
+
+
+def _entry(name: str, entry: dict[str, Any]) -> ModelInfo:
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise ValueError(f"catalog entry {name!r} has unknown fields: {sorted(unknown)}")
+    if entry.get("provider") not in PROVIDERS:
+        raise ValueError(f"catalog entry {name!r}: provider must be one of {PROVIDERS}")
+    kind = entry.get("kind", "chat")
+    if kind not in KINDS:
+        raise ValueError(f"catalog entry {name!r}: kind must be one of {KINDS}")
+    if kind == "chat" and entry.get("tier") not in TIERS:
+        raise ValueError(f"catalog entry {name!r}: tier must be one of {TIERS}")
+    missing = _REQUIRED[kind] - set(entry)
+    if missing:
+        raise ValueError(f"catalog entry {name!r} lacks required fields: {sorted(missing)}")
+    for key in _NUMERIC & set(entry):
+        value = entry[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"catalog entry {name!r}: {key} must be a number, not {value!r}")
+    for key in _BOOLEAN & set(entry):
+        if not isinstance(entry[key], bool):
+            raise ValueError(f"catalog entry {name!r}: {key} must be true or false, not {entry[key]!r}")
+    values = dict(entry)
+    values["aliases"] = tuple(values.get("aliases", ()))
+    for key in _DATES & set(entry):
+        values[key] = _as_date(name, key, entry[key])
+    return ModelInfo(name=name, **values)
 
 
 @dataclass(slots=True)
@@ -111,35 +216,12 @@ class Catalog:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Catalog:
-        models: dict[str, ModelInfo] = {}
-        for name, entry in data.get("models", {}).items():
-            unknown = set(entry) - _FIELDS
-            if unknown:
-                raise ValueError(f"catalog entry {name!r} has unknown fields: {sorted(unknown)}")
-            kind = entry.get("kind", "chat")
-            if kind not in MODEL_KINDS:
-                raise ValueError(f"catalog entry {name!r}: kind must be one of {MODEL_KINDS}")
-            if kind == "embedding":
-                entry = {**_EMBEDDING_DEFAULTS, **entry}
-                missing_embedding = _REQUIRED_EMBEDDING - set(entry)
-                if missing_embedding:
-                    raise ValueError(
-                        f"catalog entry {name!r} lacks required fields: {sorted(missing_embedding)}"
-                    )
-            if entry.get("provider") not in PROVIDERS:
-                raise ValueError(f"catalog entry {name!r}: provider must be one of {PROVIDERS}")
-            if entry.get("tier") not in TIERS:
-                raise ValueError(f"catalog entry {name!r}: tier must be one of {TIERS}")
-            missing = _REQUIRED - set(entry)
-            if missing:
-                raise ValueError(f"catalog entry {name!r} lacks required fields: {sorted(missing)}")
-            for key in _NUMERIC & set(entry):
-                value = entry[key]
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                    raise ValueError(f"catalog entry {name!r}: {key} must be a number, not {value!r}")
-            values = dict(entry)
-            values["aliases"] = tuple(values.get("aliases", ()))
-            models[name] = ModelInfo(name=name, **values)
+        models = {name: _entry(name, entry) for name, entry in data.get("models", {}).items()}
+        for info in models.values():
+            if info.successor is not None and info.successor not in models:
+                raise ValueError(
+                    f"catalog entry {info.name!r}: successor {info.successor!r} is not in the catalog"
+                )
         return cls(
             models=models,
             prices_as_of=str(data.get("prices_as_of", "")),
@@ -159,5 +241,4 @@ class Catalog:
         return self.resolve(model).provider
 
     def by_tier(self, tier: Tier) -> list[ModelInfo]:
-        """The chat models of a tier (embedding models are chosen by name only)."""
-        return [m for m in self.models.values() if m.tier == tier and m.kind == "chat"]
+        return [m for m in self.models.values() if m.tier == tier]

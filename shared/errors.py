@@ -94,6 +94,16 @@ class ContextLengthExceededError(InvalidRequestError, code=-32004):
     """The prompt and max_tokens do not fit the model's context window."""
 
 
+class ModelRetiredError(InvalidRequestError, code=-32007, http_status=410):
+    """The provider has retired the model (its shutdown date has passed); ``data["successor"]`` names the
+    catalog model to use instead. An operator's catalog may mark a retired model as still served."""
+
+
+class CapabilityNotSupportedError(InvalidRequestError, code=-32008):
+    """The request asks the model for what it cannot do (tools, images, documents, a JSON schema,
+    reasoning, or an embedding model for chat); ``data["field"]`` names the request field."""
+
+
 class AuthenticationError(LLMRelayError, code=-32005, http_status=401, openai_type="authentication_error"):
     """The provider refused the configured credentials (or the façade refused the caller's)."""
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 
 import structlog
 
-from llmrelay.shared.catalog import TIERS, Catalog, ModelInfo, Tier
+from llmrelay.shared.catalog import TIERS, Catalog, ModelInfo, Tier, utc_today
 from llmrelay.shared.embeddings import EmbeddingRequest, chat_model_refused, check_embedding_model
 from llmrelay.shared.errors import (
+    CapabilityNotSupportedError,
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotAllowedError,
+    ModelRetiredError,
     UnknownModelError,
 )
-from llmrelay.shared.models import JSONObjectFormat, LLMRequest
+from llmrelay.shared.models import DocumentPart, ImagePart, JSONObjectFormat, JSONSchemaFormat, LLMRequest
 from llmrelay.shared.settings import Settings
+
+log = structlog.get_logger("llmrelay.governance")
+
+#: The deprecated models this process has already warned about: the warning is logged once per model.
+_WARNED_DEPRECATED: set[str] = set()
 
 #: A coarse, provider-neutral estimate used to refuse prompts that cannot fit and to charge the token
 #: limiter up front; actual usage reconciles it after the call.
@@ -103,6 +111,48 @@ def check_parameters(request: LLMRequest, info: ModelInfo, *, field: str = "mode
             )
 
 
+def _asked_for(request: LLMRequest) -> list[tuple[str, str]]:
+    """(capability, request field) for each thing beyond plain text the request asks of a model."""
+    asked: list[tuple[str, str]] = []
+    if request.tools:
+        asked.append(("tools", "tools"))
+    parts = [part for message in request.messages for part in message.parts]
+    if any(isinstance(part, ImagePart) for part in parts):
+        asked.append(("vision", "messages"))
+    if any(isinstance(part, DocumentPart) for part in parts):
+        asked.append(("documents", "messages"))
+    if isinstance(request.response_format, JSONSchemaFormat):
+        asked.append(("json_schema", "response_format"))
+    if request.reasoning is not None:
+        asked.append(("reasoning", "reasoning"))
+    return asked
+
+
+_CAPABILITY_WORDS = {
+    "tools": "tool calling",
+    "vision": "image input",
+    "documents": "document (PDF) input",
+    "json_schema": "a JSON-schema response_format",
+    "reasoning": "reasoning controls",
+}
+
+
+def check_capabilities(request: LLMRequest, info: ModelInfo, *, field: str = "model") -> None:
+    """CapabilityNotSupportedError naming the request field when ``info`` cannot do what it asks (``via``
+    in its data names the field that chose the model). Embedding models take no chat request at all."""
+    if info.kind != "chat":
+        raise CapabilityNotSupportedError(
+            f"{info.name} is an {info.kind} model, not a chat model",
+            data={"field": field, "model": info.name, "kind": info.kind},
+        )
+    for capability, request_field in _asked_for(request):
+        if not getattr(info, capability):
+            raise CapabilityNotSupportedError(
+                f"{info.name} does not support {_CAPABILITY_WORDS[capability]} ({request_field})",
+                data={"field": request_field, "model": info.name, "capability": capability, "via": field},
+            )
+
+
 def estimate_prompt_tokens(request: LLMRequest) -> int:
     chars = sum(len(m.text) for m in request.messages)
     return max(1, chars // CHARS_PER_TOKEN + 4 * len(request.messages))
@@ -121,23 +171,35 @@ class Route:
 
 
 class ModelSelector:
-    """Picks a model for a tier: the first allowed model of the tier's preference list."""
+    """Picks a model for a tier: the first allowed model of the tier's preference list that the provider
+    still serves (retired models are skipped unless the catalog marks them served)."""
 
-    def __init__(self, catalog: Catalog, allowed: frozenset[str], preferences: dict[str, list[str]]):
-        self._choice: dict[str, ModelInfo] = {}
+    def __init__(
+        self,
+        catalog: Catalog,
+        allowed: frozenset[str],
+        preferences: dict[str, list[str]],
+        *,
+        clock: Callable[[], date] = utc_today,
+    ):
+        self._clock = clock
+        self._candidates: dict[str, list[ModelInfo]] = {}
         for tier in ("fast", "balanced", "premium"):
             candidates = [catalog.get(name) for name in preferences.get(tier, [])]
-            ordered = [m for m in candidates if m is not None and m.name in allowed]
+            ordered = [m for m in candidates if m is not None and m.name in allowed and m.kind == "chat"]
             if not ordered:
                 ordered = sorted(
-                    (m for m in catalog.by_tier(tier) if m.name in allowed),
+                    (m for m in catalog.by_tier(tier) if m.name in allowed and m.kind == "chat"),
                     key=lambda m: (m.input_per_mtok + m.output_per_mtok, m.name),
                 )
-            if ordered:
-                self._choice[tier] = ordered[0]
+            self._candidates[tier] = ordered
+
+    def _choose(self, tier: str) -> ModelInfo | None:
+        today = self._clock()
+        return next((m for m in self._candidates.get(tier, []) if servable(m, today)), None)
 
     def select(self, tier: Tier) -> ModelInfo:
-        info = self._choice.get(tier)
+        info = self._choose(tier)
         if info is None:
             raise ModelNotAllowedError(
                 f"no allowed model in tier {tier!r}", data={"field": "tier", "tier": tier}
@@ -145,7 +207,13 @@ class ModelSelector:
         return info
 
     def choices(self) -> dict[str, str]:
-        return {tier: info.name for tier, info in self._choice.items()}
+        chosen = {tier: self._choose(tier) for tier in self._candidates}
+        return {tier: info.name for tier, info in chosen.items() if info is not None}
+
+
+def servable(info: ModelInfo, today: date) -> bool:
+    """Whether requests for ``info`` may reach its provider: it is not retired, or it is marked served."""
+    return info.served or info.lifecycle(today) != "retired"
 
 
 class Governance:
@@ -159,8 +227,10 @@ class Governance:
         default_model: str | None = None,
         tier_models: dict[str, list[str]] | None = None,
         failover: dict[str, list[str]] | None = None,
+        clock: Callable[[], date] = utc_today,
     ) -> None:
         self.catalog = catalog
+        self.clock = clock
         names: set[str] = set()
         for name in allowed:
             info = catalog.get(name)
@@ -170,11 +240,11 @@ class Governance:
         self.allowed: frozenset[str] = frozenset(names)
         self.default_model = default_model
         if default_model and not self.is_allowed(default_model):
-            structlog.get_logger("llmrelay.governance").warning(
+            log.warning(
                 "LLM_DEFAULT_MODEL is not allowed: a request naming neither model nor tier will be refused",
                 default_model=default_model,
             )
-        self.selector = ModelSelector(catalog, self.allowed, tier_models or {})
+        self.selector = ModelSelector(catalog, self.allowed, tier_models or {}, clock=clock)
         self._failover = {k: list(v) for k, v in (failover or {}).items()}
 
     @classmethod
@@ -192,7 +262,9 @@ class Governance:
         return info is not None and info.name in self.allowed
 
     def check(self, model: str, *, field: str = "model") -> ModelInfo:
-        """The catalog entry of an allowed model; UnknownModelError or ModelNotAllowedError otherwise."""
+        """The catalog entry of an allowed model the provider still serves; UnknownModelError,
+        ModelNotAllowedError or ModelRetiredError otherwise. A deprecated model is served, with a warning
+        logged once per model."""
         info = self.catalog.get(model)
         if info is None:
             raise UnknownModelError(f"unknown model {model!r}", data={"field": field, "model": model})
@@ -200,7 +272,31 @@ class Governance:
             raise ModelNotAllowedError(
                 f"model {model!r} is not allowed here", data={"field": field, "model": model}
             )
+        self._check_lifecycle(info, field)
         return info
+
+    def _check_lifecycle(self, info: ModelInfo, field: str) -> None:
+        state = info.lifecycle(self.clock())
+        if state == "retired" and not info.served:
+            instead = f"; use {info.successor} instead" if info.successor else ""
+            raise ModelRetiredError(
+                f"model {info.name!r} was retired by {info.provider} on {info.retires_on}{instead}",
+                data={
+                    "field": field,
+                    "model": info.name,
+                    "retired_on": str(info.retires_on),
+                    "successor": info.successor,
+                },
+            )
+        if state == "deprecated" and info.name not in _WARNED_DEPRECATED:
+            _WARNED_DEPRECATED.add(info.name)
+            log.warning(
+                "model is deprecated by its provider and will be refused from its retirement date",
+                model=info.name,
+                provider=info.provider,
+                retires_on=str(info.retires_on) if info.retires_on else None,
+                successor=info.successor,
+            )
 
     def allowed_models(self) -> list[ModelInfo]:
         return [m for m in self.catalog.models.values() if m.name in self.allowed]
@@ -217,6 +313,7 @@ class Governance:
             raise InvalidRequestError("no model given and no default configured", data={"field": "model"})
         if info.kind != "chat":
             raise chat_model_refused(info, "model")
+        check_capabilities(request, info)
         self._check_fits(request, info)
         check_parameters(request, info)
 
@@ -226,19 +323,22 @@ class Governance:
                 fallback = self.check(name, field="fallback_models")
                 if fallback.kind != "chat":
                     raise chat_model_refused(fallback, "fallback_models")
+                check_capabilities(request, fallback, field="fallback_models")
                 check_parameters(request, fallback, field="fallback_models")
                 if fallback.name != info.name and fallback not in chain:
                     chain.append(fallback)
         else:
             # Configured failover is opt-in by configuration; a model it names must still be allowed.
+            today = self.clock()
             for name in self._failover.get(info.name, []):
                 candidate = self.catalog.get(name)
-                # A configured failover model that cannot take the request's parameters is skipped.
+                # A configured failover model that is retired, or cannot take the request, is skipped.
                 if (
                     candidate
                     and candidate.kind == "chat"
                     and candidate.name in self.allowed
                     and candidate.name != info.name
+                    and servable(candidate, today)
                     and _takes(request, candidate)
                 ):
                     chain.append(candidate)
@@ -268,8 +368,9 @@ class Governance:
 
 
 def _takes(request: LLMRequest, info: ModelInfo) -> bool:
-    """Whether a configured failover model can take the request's parameters (else it is skipped)."""
+    """Whether a configured failover model can take the request (else it is skipped)."""
     try:
+        check_capabilities(request, info)
         check_parameters(request, info)
     except InvalidRequestError:
         return False

@@ -12,27 +12,39 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from llmrelay.shared.catalog import PROVIDERS, Catalog, Provider, Tier
 from llmrelay.shared.redaction import redact
 
-#: What ALLOWED_MODELS means when it is unset or empty: the catalog's models of the three providers as
-#: shipped. Never "everything": a model added to the catalog by configuration must be allowed explicitly.
+#: What ALLOWED_MODELS means when it is unset or empty: the catalog's live chat and embedding models of the
+#: three providers as shipped. Never "everything": a model added to the catalog by configuration, and a
+#: deprecated or retired row, must be allowed explicitly.
 DEFAULT_ALLOWED_MODELS: tuple[str, ...] = (
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-5",
-    "gpt-5-mini",
-    "claude-3-5-sonnet",
-    "claude-3-5-sonnet-20240620",
-    "claude-3-5-haiku",
-    "gemini-2.0-flash",
-    "gemini-1.5-pro",
-    "gemini-1.5-flash",
-    *("text-embedding-3-small", "text-embedding-3-large", "gemini-embedding-001"),
+    "gpt-6.2-astra",
+    "gpt-6.2-sol",
+    "gpt-6.1-sol",
+    "gpt-6.1-terra",
+    "gpt-6-luna",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "claude-opus-5-5",
+    "claude-sonnet-5-5",
+    "claude-haiku-5-5",
+    "claude-haiku-4-5",
+    "gemini-3.8-flash",
+    "gemini-3.5-flash-lite",
+    "gemini-2.5-flash-lite",
+    "gemini-embedding-001",
 )
 
-#: The ModelSelector's preference per tier, cheapest first within each tier's quality band.
+#: The ModelSelector's preference per tier, cheapest first within each tier's quality band; live models
+#: only (a retired model would be skipped anyway).
 DEFAULT_TIER_MODELS: dict[str, list[str]] = {
-    "fast": ["gemini-2.0-flash", "gpt-4.1-mini", "gpt-5-mini", "claude-3-5-haiku", "gemini-1.5-flash"],
-    "balanced": ["gpt-4.1", "gemini-1.5-pro"],
-    "premium": ["gpt-5", "claude-3-5-sonnet"],
+    "fast": [
+        "gpt-6-luna",
+        "claude-haiku-5-5",
+        "gemini-2.5-flash-lite",
+        "gemini-3.5-flash-lite",
+        "gpt-6.1-terra",
+    ],
+    "balanced": ["gemini-3.8-flash", "gpt-6.2-sol", "claude-sonnet-5-5", "gpt-6.1-sol"],
+    "premium": ["claude-opus-5-5", "gpt-6.2-astra"],
 }
 
 
@@ -71,7 +83,7 @@ class Settings(BaseSettings):
     allowed_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="ALLOWED_MODELS"
     )
-    default_model: str = Field(default="gpt-4.1-mini", validation_alias="LLM_DEFAULT_MODEL")
+    default_model: str = Field(default="gpt-6-luna", validation_alias="LLM_DEFAULT_MODEL")
     request_timeout: float = Field(default=60.0, gt=0, le=3600, validation_alias="LLM_REQUEST_TIMEOUT")
     max_retries: int = Field(default=3, ge=0, le=20, validation_alias="LLM_MAX_RETRIES")
     catalog_file: Path | None = Field(default=None, validation_alias="LLMRELAY_CATALOG_FILE")

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: One model of each provider for tests that need "a model of provider X" and not a particular one. New
 #: tests name models through these, so that a catalog change (a model retired upstream) is one edit here.
-OPENAI_MODEL = "gpt-4.1"
-OPENAI_REASONING_MODEL = "gpt-5"
-ANTHROPIC_MODEL = "claude-3-5-sonnet"
-GEMINI_MODEL = "gemini-2.0-flash"
+OPENAI_MODEL = "gpt-6.1-terra"  # sent through Chat Completions
+OPENAI_REASONING_MODEL = "gpt-6.1-sol"  # sent through the Responses API
+ANTHROPIC_MODEL = "claude-sonnet-5-5"
+GEMINI_MODEL = "gemini-3.8-flash"
 MODEL_OF = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "gemini": GEMINI_MODEL}
 #: One embedding model of each provider that has them (Anthropic has no embeddings API).
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"

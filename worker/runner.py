@@ -366,7 +366,9 @@ class JobRunner:
             self._metrics.ttft.labels(*labels).observe(first - job.enqueued_at)
         self._metrics.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
         self._metrics.tokens.labels(*labels, "completion").inc(usage.completion_tokens)
-        cost = model.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = model.cost(
+            usage.prompt_tokens, usage.completion_tokens, cached_prompt_tokens=usage.cached_prompt_tokens
+        )
         self._metrics.cost.labels(*labels).inc(cost)
         self._metrics.requests.labels(*labels, "ok").inc()
         return LLMResponse(

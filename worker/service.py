@@ -41,6 +41,7 @@ from llmrelay.worker.providers import build_adapter
 from llmrelay.worker.providers.base import ProviderAdapter
 from llmrelay.worker.ratelimit import RateLimiter
 from llmrelay.worker.runner import CancelReason, JobRunner, Running
+from llmrelay.worker.served_models import check_served_models
 
 log = structlog.get_logger("llmrelay.worker")
 
@@ -113,6 +114,8 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
         self._tasks.append(asyncio.create_task(self._control(), name="control"))
+        served = check_served_models(self.settings, self.governance, self._adapter, self.providers)
+        self._tasks.append(asyncio.create_task(served, name="served-models"))
         self._housekeeper = housekeeper(self.settings, self.providers, self.governance)
         self._tasks.append(asyncio.create_task(self._housekeeper.async_run(), name="housekeeping"))
         self.started.set()

@@ -377,6 +377,43 @@ def stream(
 app.add_typer(batch_app, name="batch")
 
 
+# -- the catalog --------------------------------------------------------------------------------------
+
+
+@app.command("models")
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
+    on: Annotated[
+        str | None,
+        typer.Option(help="Show each lifecycle as of this date (YYYY-MM-DD) [default: today, UTC]."),
+    ] = None,
+) -> None:
+    """The model catalog (LLMRELAY_CATALOG_FILE merged in): provider, kind, lifecycle (live, deprecated,
+    retired; dates; successor), capabilities, prices, and whether ALLOWED_MODELS allows each model."""
+    from datetime import date
+
+    from llmrelay.cli.models import catalog_rows, catalog_table
+    from llmrelay.shared.catalog import utc_today
+
+    try:
+        today = date.fromisoformat(on) if on is not None else utc_today()
+    except ValueError:
+        err_console.print(f"[bold red]error:[/] --on must be a date (YYYY-MM-DD), not {on!r}")
+        raise typer.Exit(2) from None
+    settings = load_settings()
+    try:
+        catalog = settings.catalog
+    except (OSError, ValueError) as exc:
+        err_console.print(f"[bold red]Invalid catalog:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    rows = catalog_rows(settings, today)
+    if as_json:
+        payload = {"date": today.isoformat(), "prices_as_of": catalog.prices_as_of, "models": rows}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    console.print(catalog_table(rows, today, catalog.prices_as_of))
+
+
 # -- benchmarks -----------------------------------------------------------------------------------------
 
 

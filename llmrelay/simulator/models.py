@@ -7,17 +7,35 @@ from typing import Any
 from .asgi import Scope
 
 OPENAI_MODELS = (
-    "gpt-4.1",
-    "gpt-4.1-2025-04-14",
-    "gpt-4.1-mini",
-    "gpt-4.1-mini-2025-04-14",
+    "gpt-6.2-astra",
+    "gpt-6.2-sol",
+    "gpt-6.1-sol",
+    "gpt-6.1-sol-2026-09-29",
+    "gpt-6.1-terra",
+    "gpt-6-luna",
     "gpt-5",
     "gpt-5-2025-08-07",
     "gpt-5-mini",
     "gpt-5-mini-2025-08-07",
+    "gpt-4.1",
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini",
+    "gpt-4.1-mini-2025-04-14",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
 )
-ANTHROPIC_MODELS = ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620", "claude-3-5-haiku-20241022")
-GEMINI_MODELS = ("gemini-2.0-flash", "gemini-2.0-flash-001", "gemini-1.5-pro", "gemini-1.5-flash")
+ANTHROPIC_MODELS = (
+    "claude-opus-5-5",
+    "claude-sonnet-5-5",
+    "claude-haiku-5-5",
+    "claude-haiku-4-5-20251001",
+)
+GEMINI_MODELS = (
+    "gemini-3.8-flash",
+    "gemini-3.5-flash-lite",
+    "gemini-2.5-flash-lite",
+    "gemini-embedding-001",
+)
 
 
 def listing(scope: Scope, path: str, created: int) -> Any:
@@ -29,7 +47,7 @@ def listing(scope: Scope, path: str, created: int) -> Any:
                 {
                     "name": f"models/{m}",
                     "displayName": m,
-                    "supportedGenerationMethods": ["generateContent"],
+                    "supportedGenerationMethods": [_gemini_method(m)],
                 }
                 for m in GEMINI_MODELS
             ]
@@ -48,3 +66,7 @@ def listing(scope: Scope, path: str, created: int) -> Any:
             ],
         }
     return data
+
+
+def _gemini_method(model: str) -> str:
+    return "embedContent" if "embedding" in model else "generateContent"

@@ -4,7 +4,7 @@ A host with its own JSON-RPC handler registers them as they are::
 
     from llmrelay.producer.api.methods import METHODS, Context
     ctx = Context(producer=llm, settings=settings, caller="agentcore")
-    result = await METHODS["llm.complete"](ctx, {"model": "gpt-4.1-mini", "messages": [...]})
+    result = await METHODS["llm.complete"](ctx, {"model": "gpt-6-luna", "messages": [...]})
 
 Every method takes named params (a dict) and returns a JSON-ready value; errors are ``shared.errors``
 exceptions, or pydantic ``ValidationError`` for params that do not validate. ``llm.stream`` returns an
@@ -233,7 +233,7 @@ async def models(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     NoParams.model_validate(params)
     governance = ctx.producer.governance
     return {
-        "models": [info.public() for info in governance.allowed_models()],
+        "models": [info.public(governance.clock()) for info in governance.allowed_models()],
         "tiers": governance.selector.choices(),
         "default_model": governance.default_model if governance.default_model else None,
         "prices_as_of": governance.catalog.prices_as_of,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from llmrelay.producer.api.openai_embeddings import embeddings_body, parse_embed
 from llmrelay.producer.api.openai_reply import DONE, ChunkWriter, completion_body
 from llmrelay.producer.api.relay import StreamRelay, WithFirst, aclose, unless_disconnected
 from llmrelay.producer.follower import ReplayFilter
+from llmrelay.shared.catalog import ModelInfo
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.events import DoneEvent, RestartEvent, StreamEvent, TokenEvent, ToolCallEvent
 from llmrelay.shared.models import LLMRequest
@@ -148,7 +150,8 @@ class OpenAIRoutes(RouteGroup):
         return relay.response(frames)
 
     async def list_models(self, request: Request) -> Response:
-        data = [model_object(m.name, m.provider) for m in self.facade.producer.governance.allowed_models()]
+        governance = self.facade.producer.governance
+        data = [model_object(m, governance.clock()) for m in governance.allowed_models()]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
     async def get_model(self, request: Request) -> Response:
@@ -159,7 +162,7 @@ class OpenAIRoutes(RouteGroup):
             message = f"The model '{name}' does not exist or is not allowed here"
             body = error_payload(message, "invalid_request_error", "model", "model_not_found")
             return Response(body, status_code=404, media_type=JSON)
-        return Response(orjson.dumps(model_object(info.name, info.provider)), media_type=JSON)
+        return Response(orjson.dumps(model_object(info, governance.clock())), media_type=JSON)
 
 
 def error_response(err: LLMRelayError) -> Response:
@@ -175,8 +178,14 @@ def refusal(exc: ChatRequestError) -> Response:
     return Response(body, status_code=400, media_type=JSON)
 
 
-def model_object(name: str, provider: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": provider}
+def model_object(info: ModelInfo, today: date) -> dict[str, Any]:
+    """OpenAI's model object, with the catalog's kind, lifecycle and capabilities beside its fields."""
+    public = info.public(today)
+    out = {"id": info.name, "object": "model", "created": 0, "owned_by": info.provider}
+    out.update({key: public[key] for key in ("kind", "lifecycle", "retires_on", "successor")})
+    if "capabilities" in public:
+        out["capabilities"] = public["capabilities"]
+    return out
 
 
 __all__ = ["OpenAIRoutes"]

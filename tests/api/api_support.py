@@ -24,7 +24,7 @@ def rpc(method: str, params: Any = None, id_: Any = 1) -> dict[str, Any]:
     return call
 
 
-def chat(content: str, model: str = "gpt-4.1-mini", **fields: Any) -> dict[str, Any]:
+def chat(content: str, model: str = "gpt-6.1-terra", **fields: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}], **fields}
 
 

@@ -18,7 +18,7 @@ from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
 from tests.support import poll
 
-MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
+MODELS = ["gpt-6.1-terra", "claude-haiku-5-5", "gemini-3.8-flash"]
 
 
 async def call(client: httpx2.AsyncClient, method: str, params: Any = None, **headers: str) -> dict[str, Any]:
@@ -92,7 +92,7 @@ async def test_a_refused_item_is_named_by_index_and_nothing_is_queued(
 ) -> None:
     settings = make_settings(ALLOWED_MODELS=",".join(MODELS))
     requests = [chat(f"item {n}", MODELS[n % 3]) for n in range(6)]
-    requests[3]["model"] = "gpt-5"
+    requests[3]["model"] = "gpt-6.1-sol"
     async with LLMProducer(settings) as producer:
         transport = httpx2.ASGITransport(app=create_app(settings, producer=producer))
         async with httpx2.AsyncClient(transport=transport, base_url="http://facade") as client:
@@ -104,7 +104,7 @@ async def test_a_refused_item_is_named_by_index_and_nothing_is_queued(
     assert error["code"] == -32002
     assert error["data"]["type"] == "ModelNotAllowedError"
     assert error["data"]["data"]["index"] == 3
-    assert error["data"]["data"]["model"] == "gpt-5"
+    assert error["data"]["data"]["model"] == "gpt-6.1-sol"
     assert status["error"]["code"] == -32033
     assert [k for k in stored if b"refused" in k] == []
     assert queued == [0, 0, 0]

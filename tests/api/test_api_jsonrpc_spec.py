@@ -22,26 +22,26 @@ async def post(client: httpx2.AsyncClient, body: Any) -> httpx2.Response:
 async def test_call_with_named_params_returns_its_result_and_echoes_the_id(
     client: httpx2.AsyncClient, worker: Worker
 ) -> None:
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hello"}]}
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "hello"}]}
     response = await post(client, rpc("llm.complete", params, id_="call-7"))
     assert response.status_code == 200
     body = response.json()
     assert body["jsonrpc"] == "2.0" and body["id"] == "call-7"
-    assert body["result"]["model"] == "gpt-4.1-mini"
+    assert body["result"]["model"] == "gpt-6.1-terra"
 
 
 async def test_call_with_positional_params_maps_them_to_the_declared_names(
     client: httpx2.AsyncClient, producer: LLMProducer
 ) -> None:
     request_id = await producer.submit(
-        LLMRequest(model="gpt-4.1-mini", messages=[{"role": "user", "content": "queued"}])  # type: ignore[list-item]
+        LLMRequest(model="gpt-6.1-terra", messages=[{"role": "user", "content": "queued"}])  # type: ignore[list-item]
     )
     body = (await post(client, rpc("llm.status", [request_id], id_=1))).json()
     assert body == {"jsonrpc": "2.0", "id": 1, "result": {"request_id": request_id, "status": "queued"}}
 
 
 async def test_positional_params_for_a_request_method_are_invalid_params(client: httpx2.AsyncClient) -> None:
-    body = (await post(client, rpc("llm.complete", [{"model": "gpt-4.1-mini"}], id_=2))).json()
+    body = (await post(client, rpc("llm.complete", [{"model": "gpt-6.1-terra"}], id_=2))).json()
     assert body["id"] == 2
     assert body["error"]["code"] == -32602
     assert "named parameters" in body["error"]["message"]
@@ -155,7 +155,7 @@ async def test_batch_of_notifications_only_is_204_without_a_body(client: httpx2.
 
 
 async def test_stream_inside_a_batch_is_refused_with_a_clear_message(client: httpx2.AsyncClient) -> None:
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}]}
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "x"}]}
     body = (await post(client, [rpc("llm.stream", params, id_=1), rpc("llm.models", id_=2)])).json()
     by_id = {r["id"]: r for r in body}
     assert by_id[1]["error"]["code"] == -32600

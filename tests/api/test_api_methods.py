@@ -33,7 +33,7 @@ async def test_complete_returns_content_usage_and_cost(
     client: httpx2.AsyncClient, worker: Worker, sim: SimulatorServer
 ) -> None:
     prompt = "Name three colours [[sim:tokens=7]]"
-    body = await call(client, "llm.complete", {"model": "claude-3-5-haiku", "messages": messages(prompt)})
+    body = await call(client, "llm.complete", {"model": "claude-haiku-5-5", "messages": messages(prompt)})
     result = body["result"]
     assert result["content"] == "".join(reply_for(prompt, 7))
     assert result["provider"] == "anthropic"
@@ -47,7 +47,7 @@ async def test_a2a_context_comes_from_headers_and_params_win(
     client: httpx2.AsyncClient, worker: Worker, sim: SimulatorServer
 ) -> None:
     sim.clear()
-    params = {"model": "gpt-4.1-mini", "messages": messages("who am i"), "session_id": "from-params"}
+    params = {"model": "gpt-6.1-terra", "messages": messages("who am i"), "session_id": "from-params"}
     headers = {"X-Trace-Id": "0af7651916cd43dd8448eb211c80319c", "X-Source-Agent": "planner",
                "X-Session-Id": "from-header"}  # fmt: skip
     result = (await call(client, "llm.complete", params, **headers))["result"]
@@ -64,21 +64,21 @@ async def test_a2a_context_comes_from_headers_and_params_win(
 async def test_disallowed_model_is_refused_and_nothing_reaches_the_provider(
     make_settings: Callable[..., Settings], sim: SimulatorServer
 ) -> None:
-    settings = make_settings(ALLOWED_MODELS="gpt-4.1-mini,claude-3-5-haiku,gemini-2.0-flash")
+    settings = make_settings(ALLOWED_MODELS="gpt-6.1-terra,claude-haiku-5-5,gemini-3.8-flash")
     sim.clear()
     async with LLMProducer(settings) as producer:
         transport = httpx2.ASGITransport(app=create_app(settings, producer=producer))
         async with httpx2.AsyncClient(transport=transport, base_url="http://facade") as client:
-            body = await call(client, "llm.complete", {"model": "gpt-5", "messages": messages("hi")})
+            body = await call(client, "llm.complete", {"model": "gpt-6.1-sol", "messages": messages("hi")})
             models = (await call(client, "llm.models"))["result"]
     assert body["error"]["code"] == -32002
     assert body["error"]["data"]["type"] == "ModelNotAllowedError"
-    assert body["error"]["data"]["data"]["model"] == "gpt-5"
+    assert body["error"]["data"]["data"]["model"] == "gpt-6.1-sol"
     assert sim.requests() == []
     assert sorted(m["id"] for m in models["models"]) == [
-        "claude-3-5-haiku",
-        "gemini-2.0-flash",
-        "gpt-4.1-mini",
+        "claude-haiku-5-5",
+        "gemini-3.8-flash",
+        "gpt-6.1-terra",
     ]
 
 
@@ -91,7 +91,7 @@ async def test_bad_params_are_invalid_params_with_details_and_no_input_values(
     client: httpx2.AsyncClient,
 ) -> None:
     secret = "do-not-echo-this-value"
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "wizard", "content": "x"}], "max_tokens": "lots",
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "wizard", "content": "x"}], "max_tokens": "lots",
               "bogus": secret}  # fmt: skip
     body = await call(client, "llm.complete", params)
     error = body["error"]
@@ -113,7 +113,7 @@ async def test_result_status_and_cancel_params_are_validated(client: httpx2.Asyn
 
 
 async def test_submit_then_result_and_status(client: httpx2.AsyncClient, worker: Worker) -> None:
-    submitted = await call(client, "llm.submit", {"model": "gemini-2.0-flash", "messages": messages("later")})
+    submitted = await call(client, "llm.submit", {"model": "gemini-3.8-flash", "messages": messages("later")})
     request_id = submitted["result"]["request_id"]
     result = (await call(client, "llm.result", {"request_id": request_id, "timeout": 10}))["result"]
     assert result["request_id"] == request_id
@@ -124,7 +124,7 @@ async def test_submit_then_result_and_status(client: httpx2.AsyncClient, worker:
 
 async def test_cancel_of_a_queued_request(client: httpx2.AsyncClient) -> None:
     # No worker runs: the request stays queued until cancelled.
-    submitted = await call(client, "llm.submit", {"model": "gpt-4.1-mini", "messages": messages("wait")})
+    submitted = await call(client, "llm.submit", {"model": "gpt-6.1-terra", "messages": messages("wait")})
     request_id = submitted["result"]["request_id"]
     cancelled = (await call(client, "llm.cancel", [request_id]))["result"]
     assert cancelled == {"request_id": request_id, "cancelled": True}
@@ -134,7 +134,7 @@ async def test_cancel_of_a_queued_request(client: httpx2.AsyncClient) -> None:
 
 
 async def test_cancel_of_a_running_request_stops_it(client: httpx2.AsyncClient, worker: Worker) -> None:
-    params = {"model": "gpt-4.1-mini", "messages": messages("long one [[sim:tokens=400 tps=40]]")}
+    params = {"model": "gpt-6.1-terra", "messages": messages("long one [[sim:tokens=400 tps=40]]")}
     request_id = (await call(client, "llm.submit", params))["result"]["request_id"]
     await poll(lambda: call_status(client, request_id, "running"))
     assert (await call(client, "llm.cancel", {"request_id": request_id}))["result"]["cancelled"] is True
@@ -154,12 +154,19 @@ async def test_cancel_of_an_unknown_request_is_job_not_found(client: httpx2.Asyn
 async def test_models_lists_allowed_models_with_tiers_and_price_date(client: httpx2.AsyncClient) -> None:
     result = (await call(client, "llm.models"))["result"]
     names = {m["id"] for m in result["models"]}
-    assert {"gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"} <= names
+    assert {"gpt-6.1-terra", "claude-haiku-5-5", "gemini-3.8-flash"} <= names
     first = result["models"][0]
     assert {"provider", "tier", "input_per_mtok", "output_per_mtok", "context_window"} <= set(first)
     assert set(result["tiers"]) == {"fast", "balanced", "premium"}
     assert result["prices_as_of"]
-    assert result["default_model"] == "gpt-4.1-mini"
+    assert result["default_model"] == "gpt-6-luna"
+    by_name = {m["id"]: m for m in result["models"]}
+    assert by_name["gpt-6.1-terra"]["lifecycle"] == "live"
+    assert by_name["gpt-6.1-terra"]["capabilities"] == {
+        "tools": True, "vision": True, "documents": True, "json_schema": True, "reasoning": True,
+    }  # fmt: skip
+    assert by_name["text-embedding-3-small"]["kind"] == "embedding"
+    assert by_name["text-embedding-3-small"]["dimensions"] == 1536
 
 
 async def test_methods_run_without_the_http_layer(producer: LLMProducer, settings: Settings) -> None:
@@ -176,6 +183,6 @@ async def test_methods_run_without_the_http_layer(producer: LLMProducer, setting
 async def test_a_request_id_in_params_is_kept(
     client: httpx2.AsyncClient, worker: Worker, method: str
 ) -> None:
-    params = {"model": "gpt-4.1-mini", "messages": messages("idempotent"), "request_id": f"mine-{method}"}
+    params = {"model": "gpt-6.1-terra", "messages": messages("idempotent"), "request_id": f"mine-{method}"}
     body = await call(client, method, params)
     assert body["result"]["request_id"] == f"mine-{method}"

@@ -17,8 +17,8 @@ from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
 
 Serve = Callable[..., Awaitable[Any]]
-MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
-PROVIDER = {"gpt-4.1-mini": "openai", "claude-3-5-haiku": "anthropic", "gemini-2.0-flash": "gemini"}
+MODELS = ["gpt-6.1-terra", "claude-haiku-5-5", "gemini-3.8-flash"]
+PROVIDER = {"gpt-6.1-terra": "openai", "claude-haiku-5-5": "anthropic", "gemini-3.8-flash": "gemini"}
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ async def test_openai_sdk_streams_with_each_provider_and_usage(sdk: openai.Async
 
 async def test_openai_stream_without_include_usage_has_no_usage_chunk(sdk: openai.AsyncOpenAI) -> None:
     stream = await sdk.chat.completions.create(
-        model="gpt-4.1-mini", messages=[{"role": "user", "content": "plain"}], stream=True
+        model="gpt-6.1-terra", messages=[{"role": "user", "content": "plain"}], stream=True
     )
     chunks = [c async for c in stream]
     assert all(c.choices for c in chunks)
@@ -84,8 +84,8 @@ async def test_openai_sdk_lists_and_retrieves_models(sdk: openai.AsyncOpenAI) ->
     ids = {m.id for m in models}
     assert set(MODELS) <= ids
     owned = {m.id: m.owned_by for m in models}
-    assert owned["claude-3-5-haiku"] == "anthropic"
-    model = await sdk.models.retrieve("gemini-2.0-flash")
+    assert owned["claude-haiku-5-5"] == "anthropic"
+    model = await sdk.models.retrieve("gemini-3.8-flash")
     assert model.owned_by == "gemini"
     with pytest.raises(openai.NotFoundError):
         await sdk.models.retrieve("gpt-0")
@@ -99,17 +99,17 @@ async def test_openai_sdk_sees_status_errors_of_the_right_class(
     assert not_found.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
         await sdk.chat.completions.create(
-            model="gpt-4.1-mini", messages=[{"role": "user", "content": "x"}], n=2
+            model="gpt-6.1-terra", messages=[{"role": "user", "content": "x"}], n=2
         )
     assert bad.value.param == "n"
     with pytest.raises(openai.InternalServerError) as down:
         await sdk.chat.completions.create(
-            model="gpt-4.1-mini", messages=[{"role": "user", "content": "boom [[sim:fault=500]]"}]
+            model="gpt-6.1-terra", messages=[{"role": "user", "content": "boom [[sim:fault=500]]"}]
         )
     assert down.value.status_code == 503
     with pytest.raises(openai.InternalServerError):
         await sdk.chat.completions.create(
-            model="gpt-4.1-mini",
+            model="gpt-6.1-terra",
             messages=[{"role": "user", "content": "boom [[sim:fault=500]]"}],
             stream=True,
         )
@@ -117,7 +117,7 @@ async def test_openai_sdk_sees_status_errors_of_the_right_class(
 
 async def test_openai_sdk_sees_an_error_raised_mid_stream(sdk: openai.AsyncOpenAI) -> None:
     stream = await sdk.chat.completions.create(
-        model="gpt-4.1-mini",
+        model="gpt-6.1-terra",
         messages=[{"role": "user", "content": "cut me [[sim:fault=cut after=3 tokens=20 tps=200]]"}],
         stream=True,
     )
@@ -139,7 +139,7 @@ async def test_a2a_headers_and_extensions_reach_the_provider(
 ) -> None:
     sim.clear()
     completion = await sdk.chat.completions.create(
-        model="claude-3-5-haiku",
+        model="claude-haiku-5-5",
         messages=[{"role": "user", "content": "context please"}],
         extra_headers={"X-Trace-Id": "trace-from-header", "X-Source-Agent": "router"},
         extra_body={"session_id": "sess-9", "trace_id": "trace-from-body"},
@@ -200,24 +200,24 @@ async def test_features_that_change_semantics_are_refused(
     [
         (b"not json", None),
         (b"[1, 2]", None),
-        (b'{"model": "gpt-4.1-mini"}', "messages"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "function", "content": "x"}]}', "messages.0.role"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "tool", "content": "x"}]}',
+        (b'{"model": "gpt-6.1-terra"}', "messages"),
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "function", "content": "x"}]}', "messages.0.role"),
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "tool", "content": "x"}]}',
          "messages.0.tool_call_id"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
          "messages.0.content.0"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}',
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}',
          "messages.0.content.0"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": 5}]}', "messages.0.content"),
-        (b'{"model": "gpt-4.1-mini", "messages": ["x"]}', "messages.0"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "assistant", "tool_calls": [{"id": "1"}]}]}',
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": 5}]}', "messages.0.content"),
+        (b'{"model": "gpt-6.1-terra", "messages": ["x"]}', "messages.0"),
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "assistant", "tool_calls": [{"id": "1"}]}]}',
          "messages.0.tool_calls.0"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}], "temperature": 9}',
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "x"}], "temperature": 9}',
          "temperature"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}], "stream_options": 1}',
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "x"}], "stream_options": 1}',
          "stream_options"),
-        (b'{"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}], "metadata": 1}', "metadata"),
+        (b'{"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "x"}], "metadata": 1}', "metadata"),
     ],
 )  # fmt: skip
 async def test_malformed_chat_requests_are_400_in_openai_shape(
@@ -247,19 +247,19 @@ async def test_text_parts_and_accepted_defaults_are_served(
 async def test_service_errors_map_to_their_status_and_type(
     make_settings: Callable[..., Settings], serve: Serve
 ) -> None:
-    settings = make_settings(ALLOWED_MODELS="gpt-4.1-mini")
+    settings = make_settings(ALLOWED_MODELS="gpt-6.1-terra")
     live = await serve(settings)
     async with live.client() as client:
-        refused = await client.post("/v1/chat/completions", json=chat("x", model="claude-3-5-haiku"))
+        refused = await client.post("/v1/chat/completions", json=chat("x", model="claude-haiku-5-5"))
         assert refused.status_code == 403
         assert refused.json()["error"] == {
-            "message": "model 'claude-3-5-haiku' is not allowed here",
+            "message": "model 'claude-haiku-5-5' is not allowed here",
             "type": "invalid_request_error",
             "param": "model",
             "code": "model_not_allowed",
         }
         streamed = await client.post(
-            "/v1/chat/completions", json=chat("x", model="claude-3-5-haiku", stream=True)
+            "/v1/chat/completions", json=chat("x", model="claude-haiku-5-5", stream=True)
         )
         assert streamed.status_code == 403
         too_long = await client.post("/v1/chat/completions", json=chat("x", max_tokens=10_000_000))
@@ -325,7 +325,7 @@ async def test_a_retried_stream_does_not_repeat_text_to_an_openai_client(
     try:
         async with openai.AsyncOpenAI(base_url=live.url + "/v1", api_key="x", max_retries=0) as sdk:
             stream = await sdk.chat.completions.create(
-                model="gpt-4.1-mini", messages=[{"role": "user", "content": prompt}], stream=True
+                model="gpt-6.1-terra", messages=[{"role": "user", "content": prompt}], stream=True
             )
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     finally:

@@ -33,14 +33,14 @@ async def test_metrics_snapshot_after_traffic(client: httpx2.AsyncClient, worker
     for i in range(6):
         await client.post("/jsonrpc", json=rpc("llm.complete", chat(f"traffic {i} [[sim:tokens=5]]")))
     await client.post(
-        "/jsonrpc", json=rpc("llm.complete", chat("fail [[sim:fault=503]]", model="gemini-2.0-flash"))
+        "/jsonrpc", json=rpc("llm.complete", chat("fail [[sim:fault=503]]", model="gemini-3.8-flash"))
     )
-    await client.post("/v1/chat/completions", json=chat("via openai", model="claude-3-5-haiku"))
+    await client.post("/v1/chat/completions", json=chat("via openai", model="claude-haiku-5-5"))
     await worker._heartbeat_once()  # publish the worker's snapshot now rather than at its next beat
 
     snapshot = await call(client, "llm.metrics")
     assert snapshot["workers"]["alive"] == 1
-    openai_model = snapshot["providers"]["openai"]["models"]["gpt-4.1-mini"]
+    openai_model = snapshot["providers"]["openai"]["models"]["gpt-6.1-terra"]
     assert openai_model["requests"] == 6
     assert openai_model["outcomes"] == {"ok": 6}
     assert openai_model["tokens"]["out"] == 30 and openai_model["tokens"]["in"] > 0
@@ -49,7 +49,7 @@ async def test_metrics_snapshot_after_traffic(client: httpx2.AsyncClient, worker
         figures = openai_model[field]
         assert figures["count"] == 6
         assert 0 < figures["p50"] <= figures["p95"] <= figures["p99"]
-    gemini = snapshot["providers"]["gemini"]["models"]["gemini-2.0-flash"]
+    gemini = snapshot["providers"]["gemini"]["models"]["gemini-3.8-flash"]
     assert gemini["errors"] == {"ProviderUnavailableError": 1}
     assert snapshot["providers"]["gemini"]["errors"] == 1
     assert snapshot["providers"]["anthropic"]["requests"] == 1
@@ -81,7 +81,7 @@ async def test_prometheus_text_has_facade_queue_and_worker_metrics(
     assert "llmrelay_workers_alive 1.0" in text
     assert "llmrelay_api_redis_up 1.0" in text
     assert "# TYPE llmrelay_request_latency_seconds histogram" in text
-    assert 'llmrelay_requests_total{model="gpt-4.1-mini",outcome="ok",provider="openai"} 1.0' in text
+    assert 'llmrelay_requests_total{model="gpt-6.1-terra",outcome="ok",provider="openai"} 1.0' in text
 
 
 async def test_queue_gauges_show_a_backlog(client: httpx2.AsyncClient, producer: LLMProducer) -> None:

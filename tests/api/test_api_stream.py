@@ -21,7 +21,7 @@ from tests.support import poll
 Serve = Callable[..., Awaitable[Any]]
 
 
-def stream_call(prompt: str, model: str = "gpt-4.1-mini", id_: Any = "s-1", **params: Any) -> dict[str, Any]:
+def stream_call(prompt: str, model: str = "gpt-6.1-terra", id_: Any = "s-1", **params: Any) -> dict[str, Any]:
     return rpc(
         "llm.stream", {"model": model, "messages": [{"role": "user", "content": prompt}], **params}, id_
     )
@@ -167,7 +167,7 @@ async def test_a_provider_failure_is_an_error_event_with_its_code(
 
 
 async def test_invalid_stream_params_are_an_error_event(client: httpx2.AsyncClient) -> None:
-    response = await client.post("/jsonrpc", json=rpc("llm.stream", {"model": "gpt-4.1-mini"}, "bad"))
+    response = await client.post("/jsonrpc", json=rpc("llm.stream", {"model": "gpt-6.1-terra"}, "bad"))
     assert response.headers["content-type"].startswith("text/event-stream")
     (event,) = sse_events(response.text)
     assert event["data"]["id"] == "bad"
@@ -179,10 +179,10 @@ async def test_a_disallowed_model_on_stream_is_an_error_event(
 ) -> None:
     from llmrelay.producer.api import create_app
 
-    settings = make_settings(ALLOWED_MODELS="gpt-4.1-mini")
+    settings = make_settings(ALLOWED_MODELS="gpt-6.1-terra")
     transport = httpx2.ASGITransport(app=create_app(settings, producer=LLMProducer(settings)))
     async with httpx2.AsyncClient(transport=transport, base_url="http://facade") as client:
-        response = await client.post("/jsonrpc", json=stream_call("hi", model="claude-3-5-haiku"))
+        response = await client.post("/jsonrpc", json=stream_call("hi", model="claude-haiku-5-5"))
     (event,) = sse_events(response.text)
     assert event["data"]["error"]["code"] in (-32002, -32040)
 
@@ -231,7 +231,7 @@ async def test_concurrent_streams_per_caller_are_limited(
             response = await client.post("/jsonrpc", json=stream_call("second", id_=2))
             (event,) = sse_events(response.text)
             assert event["data"]["error"]["code"] == -32010
-            chat = {"model": "gpt-4.1-mini", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+            chat = {"model": "gpt-6.1-terra", "stream": True, "messages": [{"role": "user", "content": "x"}]}
             refused = await client.post("/v1/chat/completions", json=chat)
             assert refused.status_code == 429
             assert refused.json()["error"]["type"] == "rate_limit_error"
@@ -244,7 +244,7 @@ async def test_a_client_that_leaves_a_complete_call_cancels_its_request(
     settings: Settings, worker: Worker, serve: Serve, producer: LLMProducer
 ) -> None:
     live = await serve(settings)
-    call = rpc("llm.complete", {"model": "gpt-4.1-mini", "request_id": "impatient",
+    call = rpc("llm.complete", {"model": "gpt-6.1-terra", "request_id": "impatient",
                                 "messages": [{"role": "user", "content": "slow [[sim:tokens=300 tps=50]]"}]})  # fmt: skip
     async with live.client() as client:
         with pytest.raises(httpx2.ReadTimeout):

@@ -48,7 +48,7 @@ CALLS: list[StreamItem] = [
 
 
 def parse(**body: Any) -> Any:
-    body.setdefault("model", "gpt-4.1-mini")
+    body.setdefault("model", "gpt-6.1-terra")
     body.setdefault("messages", [{"role": "user", "content": "hi"}])
     return parse_chat(body, {}).request
 
@@ -209,7 +209,7 @@ async def test_the_openai_sdk_gets_tool_calls_and_usage_details(scripted: Any) -
     adapter, live = await scripted(CALLS)
     async with sdk_for(live) as sdk:
         completion = await sdk.chat.completions.create(
-            model="gpt-4.1-mini",
+            model="gpt-6.1-terra",
             messages=[{"role": "user", "content": "weather?"}],
             tools=[WEATHER],  # type: ignore[list-item]
             tool_choice="required",
@@ -238,12 +238,12 @@ async def test_a_two_turn_tool_loop_reaches_the_provider_as_the_contract(scripte
     adapter, live = await scripted(CALLS, ["It is 4 C in Oslo.", StreamEnd("stop", Usage.of(30, 6))])
     async with sdk_for(live) as sdk:
         messages: list[Any] = [{"role": "user", "content": "weather in Oslo?"}]
-        first = await sdk.chat.completions.create(model="gpt-4.1-mini", messages=messages, tools=[WEATHER])  # type: ignore[list-item]
+        first = await sdk.chat.completions.create(model="gpt-6.1-terra", messages=messages, tools=[WEATHER])  # type: ignore[list-item]
         message = first.choices[0].message
         messages.append(message.model_dump())  # as agents append it: with its null fields
         for call in message.tool_calls or []:
             messages.append({"role": "tool", "tool_call_id": call.id, "content": "4 C"})
-        second = await sdk.chat.completions.create(model="gpt-4.1-mini", messages=messages, tools=[WEATHER])  # type: ignore[list-item]
+        second = await sdk.chat.completions.create(model="gpt-6.1-terra", messages=messages, tools=[WEATHER])  # type: ignore[list-item]
     assert second.choices[0].message.content == "It is 4 C in Oslo."
     assert second.choices[0].message.tool_calls is None
     seen = adapter.requests[-1].messages
@@ -254,7 +254,7 @@ async def test_a_two_turn_tool_loop_reaches_the_provider_as_the_contract(scripte
 
 async def test_streamed_tool_calls_come_in_openais_chunk_shape(scripted: Any) -> None:
     _adapter, live = await scripted(CALLS)
-    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "w?"}], "tools": [WEATHER],
+    body = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "w?"}], "tools": [WEATHER],
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
     async with live.client() as client:
         response = await client.post("/v1/chat/completions", json=body)
@@ -288,7 +288,7 @@ async def test_the_openai_sdk_assembles_a_streamed_tool_call(scripted: Any) -> N
     async with (
         sdk_for(live) as sdk,
         sdk.chat.completions.stream(
-            model="gpt-4.1-mini",
+            model="gpt-6.1-terra",
             messages=[{"role": "user", "content": "w?"}],
             tools=[WEATHER],  # type: ignore[list-item]
         ) as stream,
@@ -308,7 +308,7 @@ async def test_structured_output_parses_with_the_openai_sdk(scripted: Any) -> No
               "required": ["city", "temp"], "additionalProperties": False}  # fmt: skip
     async with sdk_for(live) as sdk:
         completion = await sdk.chat.completions.create(
-            model="gpt-4.1-mini",
+            model="gpt-6.1-terra",
             messages=[{"role": "user", "content": "weather as JSON"}],
             response_format={
                 "type": "json_schema",
@@ -323,7 +323,7 @@ async def test_a_reply_that_fails_its_schema_is_a_502_carrying_the_raw_text(scri
     async with sdk_for(live) as sdk:
         with pytest.raises(openai.APIStatusError) as info:
             await sdk.chat.completions.create(
-                model="gpt-4.1-mini",
+                model="gpt-6.1-terra",
                 messages=[{"role": "user", "content": "JSON please"}],
                 response_format={"type": "json_object"},
             )
@@ -338,12 +338,12 @@ async def test_anthropic_parameter_bounds_are_refused_by_the_facade(scripted: An
         for extra, param in (({"temperature": 1.8}, "temperature"), ({"seed": 4}, "seed")):
             with pytest.raises(openai.BadRequestError) as info:
                 await sdk.chat.completions.create(
-                    model="claude-3-5-haiku", messages=[{"role": "user", "content": "x"}], **extra
+                    model="claude-haiku-5-5", messages=[{"role": "user", "content": "x"}], **extra
                 )
             assert info.value.param == param
     async with live.client() as client:
         response = await client.post("/jsonrpc", json=rpc("llm.complete", {
-            "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "x"}], "temperature": 1.8}))  # fmt: skip
+            "model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "x"}], "temperature": 1.8}))  # fmt: skip
     error = response.json()["error"]
     assert error["code"] == -32001 and error["data"]["data"]["field"] == "temperature"
 
@@ -353,7 +353,7 @@ async def test_anthropic_parameter_bounds_are_refused_by_the_facade(scripted: An
 
 async def test_jsonrpc_stream_carries_tool_call_events_and_complete_the_calls(scripted: Any) -> None:
     adapter, live = await scripted(CALLS)
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "w?"}],
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "w?"}],
               "tools": [WEATHER["function"]], "tool_choice": {"name": "get_weather"}, "seed": 3,
               "reasoning": {"effort": "low"}, "provider_options": {"openai": {"verbosity": "low"}}}  # fmt: skip
     async with live.client() as client:
@@ -385,7 +385,7 @@ async def test_jsonrpc_stream_carries_tool_call_events_and_complete_the_calls(sc
 
 async def test_jsonrpc_complete_carries_parsed(scripted: Any) -> None:
     _adapter, live = await scripted(['{"ok": true}', StreamEnd("stop", Usage.of(5, 3))])
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "j"}],
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "j"}],
               "response_format": {"type": "json_schema", "name": "r", "schema": {"type": "object"}}}  # fmt: skip
     async with live.client() as client:
         response = await client.post("/jsonrpc", json=rpc("llm.complete", params))
@@ -446,7 +446,7 @@ def test_replay_of_a_call_covered_exactly_passes_nothing() -> None:
 
 
 async def test_raw_http_stays_in_openai_error_shape_for_a_bad_tool(client: httpx2.AsyncClient) -> None:
-    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}],
+    body = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "x"}],
             "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array"}}}]}  # fmt: skip
     response = await client.post("/v1/chat/completions", json=body)
     assert response.status_code == 400

@@ -73,15 +73,15 @@ def test_prompt_lines_become_user_messages_and_blank_lines_are_skipped() -> None
     lines = [
         '{"prompt": "first", "max_tokens": 5}',
         "",
-        '{"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "second"}]}',
+        '{"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "second"}]}',
         "   ",
-        '{"prompt": "third", "model": "gemini-2.0-flash"}',
+        '{"prompt": "third", "model": "gemini-3.8-flash"}',
     ]
-    parsed = parse_requests(lines, model="gpt-4.1-mini")
+    parsed = parse_requests(lines, model="gpt-6.1-terra")
     assert parsed.requests == [
-        {"max_tokens": 5, "messages": [{"role": "user", "content": "first"}], "model": "gpt-4.1-mini"},
-        {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "second"}]},
-        {"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "third"}]},
+        {"max_tokens": 5, "messages": [{"role": "user", "content": "first"}], "model": "gpt-6.1-terra"},
+        {"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "second"}]},
+        {"model": "gemini-3.8-flash", "messages": [{"role": "user", "content": "third"}]},
     ]
     assert parsed.lines == [1, 3, 5]
     assert parsed.line_of(2) == 5
@@ -117,7 +117,7 @@ def test_a_file_without_requests_is_refused() -> None:
 
 
 def test_the_refused_item_is_found_in_either_kind_of_error() -> None:
-    service = {"type": "ModelNotAllowedError", "code": -32002, "data": {"model": "gpt-5", "index": 3}}
+    service = {"type": "ModelNotAllowedError", "code": -32002, "data": {"model": "gpt-6.1-sol", "index": 3}}
     invalid = {"errors": [{"loc": ["requests", 4, "model"], "msg": "too long", "type": "string_too_long"}]}
     assert item_index(service) == 3
     assert item_index(invalid) == 4
@@ -209,13 +209,13 @@ async def test_submit_wait_then_results_through_a_live_facade(facade: str, tmp_p
     lines = [json.dumps({"prompt": p}) for p in prompts[:4]]
     lines.insert(2, "")  # a blank line: skipped, and the items keep their order
     lines.append(
-        json.dumps({"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": prompts[4]}]})
+        json.dumps({"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": prompts[4]}]})
     )
     source = tmp_path / "requests.jsonl"
     source.write_text("\n".join(lines) + "\n")
 
     submitted = await llmrelay(
-        "batch", "submit", str(source), "--model", "gpt-4.1-mini", "--batch-id", "cli-e2e", "--wait",
+        "batch", "submit", str(source), "--model", "gpt-6.1-terra", "--batch-id", "cli-e2e", "--wait",
         "--url", facade, cwd=tmp_path,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr
@@ -238,7 +238,7 @@ async def test_submit_wait_then_results_through_a_live_facade(facade: str, tmp_p
     assert [item["request_id"] for item in items] == [f"cli-e2e-{n:06d}" for n in range(5)]
     assert {item["status"] for item in items} == {"done"}
     assert [item["response"]["content"] for item in items] == ["".join(reply_for(p, 6)) for p in prompts]
-    assert [item["response"]["model"] for item in items] == ["gpt-4.1-mini"] * 4 + ["claude-3-5-haiku"]
+    assert [item["response"]["model"] for item in items] == ["gpt-6.1-terra"] * 4 + ["claude-haiku-5-5"]
 
     table = await llmrelay("batch", "status", "cli-e2e", "--url", facade, cwd=tmp_path)
     assert "state done" in flat(table.stdout)
@@ -251,7 +251,7 @@ async def test_refused_item_is_traced_to_its_line_and_unknown_batches_are_report
     source = tmp_path / "requests.jsonl"
     source.write_text('{"prompt": "a"}\n\n{"prompt": "b", "model": "no-such-model"}\n')
     refused = await llmrelay(
-        "batch", "submit", str(source), "-m", "gpt-4.1-mini", "--url", facade, cwd=tmp_path
+        "batch", "submit", str(source), "-m", "gpt-6.1-terra", "--url", facade, cwd=tmp_path
     )
     assert refused.returncode == 1
     assert "the request on line 3" in flat(refused.stderr)
@@ -264,7 +264,7 @@ async def test_refused_item_is_traced_to_its_line_and_unknown_batches_are_report
 
     line = json.dumps({"prompt": "via stdin [[sim:tokens=3]]"}) + "\n"
     piped = await llmrelay(
-        "batch", "submit", "-", "-m", "gemini-2.0-flash", "--url", facade, cwd=tmp_path, stdin=line
+        "batch", "submit", "-", "-m", "gemini-3.8-flash", "--url", facade, cwd=tmp_path, stdin=line
     )
     assert piped.returncode == 0, piped.stderr
     batch_id = piped.stdout.strip()

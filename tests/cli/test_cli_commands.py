@@ -20,7 +20,7 @@ from llmrelay.simulator.config import SimulatorConfig
 
 runner = CliRunner()
 
-COMMANDS = ["up", "worker", "api", "simulator", "complete", "stream", "bench", "batch"]
+COMMANDS = ["up", "worker", "api", "simulator", "complete", "stream", "bench", "batch", "models"]
 
 
 def _commands() -> dict[str, Any]:

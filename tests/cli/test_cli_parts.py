@@ -118,9 +118,9 @@ def test_iter_sse_joins_data_lines_and_skips_comments() -> None:
 
 def test_build_params_sends_only_what_was_given() -> None:
     assert client.build_params("hi") == {"messages": [{"role": "user", "content": "hi"}]}
-    params = client.build_params("hi", model="gpt-4.1", system="be brief", max_tokens=5)
+    params = client.build_params("hi", model="gpt-6.1-terra", system="be brief", max_tokens=5)
     assert params["messages"][0] == {"role": "system", "content": "be brief"}
-    assert params["model"] == "gpt-4.1"
+    assert params["model"] == "gpt-6.1-terra"
     assert params["max_tokens"] == 5
     assert "tier" not in params
 
@@ -129,14 +129,14 @@ def test_summary_line() -> None:
     line = client.summary(
         {
             "provider": "openai",
-            "model": "gpt-4.1-mini",
+            "model": "gpt-6.1-terra",
             "usage": {"prompt_tokens": 3, "completion_tokens": 5},
             "cost_usd": 0.00001,
             "latency_ms": 12.3,
             "finish_reason": "stop",
         }
     )
-    assert "openai/gpt-4.1-mini" in line
+    assert "openai/gpt-6.1-terra" in line
     assert "3 in + 5 out" in line
 
 
@@ -182,15 +182,15 @@ def _rpc(result: Any = None, error: Any = None) -> bytes:
 
 
 def test_complete_prints_the_reply_and_sends_the_token(scripted: str) -> None:
-    _Scripted.replies = [(200, "application/json", _rpc({"content": "Hello there", "model": "gpt-4.1"}))]
-    result = runner.invoke(app, ["complete", "hi", "--url", scripted, "--token", "t0k", "-m", "gpt-4.1"])
+    _Scripted.replies = [(200, "application/json", _rpc({"content": "Hello there", "model": "gpt-6.1-terra"}))]
+    result = runner.invoke(app, ["complete", "hi", "--url", scripted, "--token", "t0k", "-m", "gpt-6.1-terra"])
     assert result.exit_code == 0, result.output
     assert "Hello there" in result.output
     seen = _Scripted.seen[0]
     assert seen["path"] == "/jsonrpc"
     assert seen["headers"]["Authorization"] == "Bearer t0k"
     assert seen["body"]["method"] == "llm.complete"
-    assert seen["body"]["params"]["model"] == "gpt-4.1"
+    assert seen["body"]["params"]["model"] == "gpt-6.1-terra"
 
 
 def test_complete_shows_a_jsonrpc_error_with_its_code(scripted: str) -> None:

@@ -108,7 +108,7 @@ def _rpc(method: str, params: dict[str, object]) -> dict[str, object]:
 
 
 def test_jsonrpc_complete_through_the_stack(stack: Stack) -> None:
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "Say hello"}]}
     with httpx2.Client(timeout=30, trust_env=False) as client:
         reply = client.post(f"{stack.base}/jsonrpc", json=_rpc("llm.complete", params))
     assert reply.status_code == 200
@@ -120,7 +120,7 @@ def test_jsonrpc_complete_through_the_stack(stack: Stack) -> None:
 
 
 def test_jsonrpc_stream_through_the_stack(stack: Stack) -> None:
-    params = {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "Say hello"}]}
+    params = {"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "Say hello"}]}
     tokens: list[str] = []
     done: dict[str, object] | None = None
     with (
@@ -160,7 +160,7 @@ def _command(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("command", "model", "provider"),
-    [("complete", "gemini-2.0-flash", "gemini"), ("stream", "gpt-4.1", "openai")],
+    [("complete", "gemini-3.8-flash", "gemini"), ("stream", "gpt-6.1-terra", "openai")],
 )
 def test_prompt_commands_against_the_stack(stack: Stack, command: str, model: str, provider: str) -> None:
     result = _command(stack, command, "Say hello", "--url", stack.base, "-m", model)
@@ -188,7 +188,7 @@ def test_sigint_stops_everything_cleanly(own_stack: Stack) -> None:
     stack = own_stack
     assert stack.children, "no child processes were seen"
     # It stops cleanly after having served a request (its workers and façade hold connections).
-    params = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+    params = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "Say hello"}]}
     with httpx2.Client(timeout=30, trust_env=False) as client:
         assert client.post(f"{stack.base}/jsonrpc", json=_rpc("llm.complete", params)).status_code == 200
     started = time.monotonic()

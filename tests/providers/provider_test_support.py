@@ -19,7 +19,7 @@ CANARY_KEYS: dict[Provider, str] = {
 }
 
 #: One model per provider and per OpenAI API, the axis every simulator test runs along.
-MODELS = ["gpt-4.1-mini", "gpt-5-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
+MODELS = ["gpt-6.1-terra", "gpt-6.1-sol", "claude-haiku-5-5", "gemini-3.8-flash"]
 
 SYSTEM = "Answer briefly."
 

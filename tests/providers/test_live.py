@@ -13,10 +13,10 @@ from llmrelay.worker.providers import StreamEnd, build_adapter
 pytestmark = pytest.mark.live
 
 CASES = [
-    ("openai", "OPENAI_API_KEY", "gpt-4.1-mini"),
-    ("openai", "OPENAI_API_KEY", "gpt-5-mini"),
-    ("anthropic", "ANTHROPIC_API_KEY", "claude-3-5-haiku"),
-    ("gemini", "GEMINI_API_KEY", "gemini-2.0-flash"),
+    ("openai", "OPENAI_API_KEY", "gpt-6.1-terra"),
+    ("openai", "OPENAI_API_KEY", "gpt-6.1-sol"),
+    ("anthropic", "ANTHROPIC_API_KEY", "claude-haiku-5-5"),
+    ("gemini", "GEMINI_API_KEY", "gemini-3.8-flash"),
 ]
 
 
@@ -27,7 +27,7 @@ async def test_live_complete_and_stream(provider: str, key_env: str, model: str)
     settings = Settings(_env_file=None)
     adapter = build_adapter(provider, settings)
     # Reasoning models spend tokens before they answer: leave them room.
-    max_tokens = 256 if model.startswith("gpt-5") else 16
+    max_tokens = 256 if model.startswith("gpt-6.1-sol") else 16
     try:
         call = make_call(
             settings,

@@ -160,7 +160,7 @@ def _chat_chunk(content: str | None, finish: str | None = None, **extra: Any) ->
         "id": "c1",
         "object": "chat.completion.chunk",
         "created": 0,
-        "model": "gpt-4.1-mini-2025-04-14",
+        "model": "gpt-6.1-terra",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         **extra,
     }
@@ -176,7 +176,7 @@ async def test_openai_chat_content_filter_and_role_only_chunks() -> None:
         (None, "[DONE]"),
     )
     adapter, _ = _adapter_on(OpenAIAdapter, body, {"x-ratelimit-reset-requests": "6m0s"})
-    text, end = await _drain(adapter, "gpt-4.1-mini")
+    text, end = await _drain(adapter, "gpt-6.1-terra")
     assert text == "partial"
     assert end.finish_reason == "content_filter"
     assert end.usage.total_tokens == 4
@@ -187,7 +187,7 @@ async def test_openai_chat_content_filter_and_role_only_chunks() -> None:
 async def test_openai_chat_stream_without_a_finish_reason_is_a_cut() -> None:
     adapter, _ = _adapter_on(OpenAIAdapter, _sse((None, _chat_chunk("half"))))
     with pytest.raises(ProviderUnavailableError, match="without a finish reason"):
-        await _drain(adapter, "gpt-4.1-mini")
+        await _drain(adapter, "gpt-6.1-terra")
 
 
 def _response_obj(status: str, reason: str | None = None, error: Any = None) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def _response_obj(status: str, reason: str | None = None, error: Any = None) -> 
         "id": "r1",
         "object": "response",
         "status": status,
-        "model": "gpt-5-mini-2025-08-07",
+        "model": "gpt-6.1-sol",
         "output": [],
         "error": error,
         "incomplete_details": {"reason": reason} if reason else None,
@@ -219,7 +219,7 @@ def _delta(text: str) -> tuple[str, dict[str, Any]]:
 async def test_openai_responses_incomplete_for_content_filter() -> None:
     done = {"type": "response.incomplete", "response": _response_obj("incomplete", "content_filter")}
     adapter, _ = _adapter_on(OpenAIAdapter, _sse(_delta("a"), _delta(""), ("response.incomplete", done)))
-    text, end = await _drain(adapter, "gpt-5-mini")
+    text, end = await _drain(adapter, "gpt-6.1-sol")
     assert text == "a"
     assert end.finish_reason == "content_filter"
     assert end.usage.total_tokens == 3
@@ -236,20 +236,20 @@ async def test_openai_responses_failed_event_is_translated(code: str, expected: 
     }
     adapter, _ = _adapter_on(OpenAIAdapter, _sse(_delta("a"), ("response.failed", failed)))
     with pytest.raises(expected, match="it broke"):
-        await _drain(adapter, "gpt-5-mini")
+        await _drain(adapter, "gpt-6.1-sol")
 
 
 async def test_openai_responses_error_event_is_translated() -> None:
     error = {"type": "error", "code": "server_error", "message": "oops", "param": None, "sequence_number": 2}
     adapter, _ = _adapter_on(OpenAIAdapter, _sse(_delta("a"), ("error", error)))
     with pytest.raises(ProviderUnavailableError, match="oops"):
-        await _drain(adapter, "gpt-5-mini")
+        await _drain(adapter, "gpt-6.1-sol")
 
 
 async def test_openai_responses_stream_without_completion_is_a_cut() -> None:
     adapter, _ = _adapter_on(OpenAIAdapter, _sse(_delta("a")))
     with pytest.raises(ProviderUnavailableError, match="before the response completed"):
-        await _drain(adapter, "gpt-5-mini")
+        await _drain(adapter, "gpt-6.1-sol")
 
 
 def _anthropic_events(stop_reason: str, *, stop: bool = True) -> bytes:
@@ -259,7 +259,7 @@ def _anthropic_events(stop_reason: str, *, stop: bool = True) -> bytes:
             "id": "m",
             "type": "message",
             "role": "assistant",
-            "model": "claude-3-5-haiku-20241022",
+            "model": "claude-haiku-5-5",
             "content": [],
             "stop_reason": None,
             "usage": {"input_tokens": 5, "output_tokens": 1},
@@ -293,7 +293,7 @@ def _anthropic_events(stop_reason: str, *, stop: bool = True) -> bytes:
 
 async def test_anthropic_refusal_is_content_filter_and_late_input_usage_counts() -> None:
     adapter, _ = _adapter_on(AnthropicAdapter, _anthropic_events("refusal"))
-    text, end = await _drain(adapter, "claude-3-5-haiku")
+    text, end = await _drain(adapter, "claude-haiku-5-5")
     assert text == "no"
     assert end.finish_reason == "content_filter"
     assert (end.usage.prompt_tokens, end.usage.completion_tokens) == (6, 2)
@@ -302,7 +302,7 @@ async def test_anthropic_refusal_is_content_filter_and_late_input_usage_counts()
 async def test_anthropic_stream_without_message_stop_is_a_cut() -> None:
     adapter, _ = _adapter_on(AnthropicAdapter, _anthropic_events("end_turn", stop=False))
     with pytest.raises(ProviderUnavailableError, match="message_stop"):
-        await _drain(adapter, "claude-3-5-haiku")
+        await _drain(adapter, "claude-haiku-5-5")
 
 
 def _gemini_chunk(
@@ -313,7 +313,7 @@ def _gemini_chunk(
         candidate["content"] = {"role": "model", "parts": parts}
     if finish:
         candidate["finishReason"] = finish
-    return {"candidates": [candidate], "modelVersion": "gemini-2.0-flash-001", **extra}
+    return {"candidates": [candidate], "modelVersion": "gemini-3.8-flash", **extra}
 
 
 async def test_gemini_skips_thoughts_but_bills_them() -> None:
@@ -323,24 +323,24 @@ async def test_gemini_skips_thoughts_but_bills_them() -> None:
         (None, _gemini_chunk([{"text": " there"}], "STOP", usageMetadata=usage)),
     )
     adapter, seen = _adapter_on(GeminiAdapter, body)
-    text, end = await _drain(adapter, "gemini-2.0-flash")
+    text, end = await _drain(adapter, "gemini-3.8-flash")
     assert text == "hi there"
     assert end.finish_reason == "stop"
     assert (end.usage.prompt_tokens, end.usage.completion_tokens) == (4, 5)
     assert end.ratelimit is None
-    assert seen[0].url.path == "/v1beta/models/gemini-2.0-flash-001:streamGenerateContent"
+    assert seen[0].url.path == "/v1beta/models/gemini-3.8-flash:streamGenerateContent"
 
 
 async def test_gemini_safety_stop_is_content_filter() -> None:
     adapter, _ = _adapter_on(GeminiAdapter, _sse((None, _gemini_chunk([{"text": "x"}], "SAFETY"))))
-    _, end = await _drain(adapter, "gemini-2.0-flash")
+    _, end = await _drain(adapter, "gemini-3.8-flash")
     assert end.finish_reason == "content_filter"
 
 
 async def test_gemini_blocked_prompt_is_content_filter() -> None:
     blocked = {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 4}}
     adapter, _ = _adapter_on(GeminiAdapter, _sse((None, blocked)))
-    text, end = await _drain(adapter, "gemini-2.0-flash")
+    text, end = await _drain(adapter, "gemini-3.8-flash")
     assert text == ""
     assert end.finish_reason == "content_filter"
     assert end.usage.prompt_tokens == 4
@@ -349,12 +349,12 @@ async def test_gemini_blocked_prompt_is_content_filter() -> None:
 async def test_gemini_stream_without_a_finish_reason_is_a_cut() -> None:
     adapter, _ = _adapter_on(GeminiAdapter, _sse((None, _gemini_chunk([{"text": "half"}]))))
     with pytest.raises(ProviderUnavailableError, match="without a finish reason"):
-        await _drain(adapter, "gemini-2.0-flash")
+        await _drain(adapter, "gemini-3.8-flash")
 
 
 async def test_headers_ride_on_every_sdk_request() -> None:
     adapter, seen = _adapter_on(OpenAIAdapter, _sse((None, _chat_chunk("x", "stop")), (None, "[DONE]")))
-    call = make_call(_settings(), "gpt-4.1-mini", "hi", trace_id="t-1", source_agent="a", session_id="s")
+    call = make_call(_settings(), "gpt-6.1-terra", "hi", trace_id="t-1", source_agent="a", session_id="s")
     try:
         await adapter.complete(call)
     finally:

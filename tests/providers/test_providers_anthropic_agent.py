@@ -29,7 +29,7 @@ from llmrelay.worker.providers import (
     ToolCallDelta,
 )
 
-MODEL = "claude-3-5-haiku"
+MODEL = "claude-haiku-5-5"
 WEATHER: dict[str, Any] = {
     "name": "get_weather",
     "description": "Weather for a city",
@@ -265,8 +265,10 @@ async def test_images_by_url_and_base64_and_a_document(
 @pytest.mark.parametrize(
     ("reasoning", "max_tokens", "thinking", "sent_max"),
     [
-        # The model's 8192 output tokens cannot hold medium's 8192 budget and a reply: half of them think.
-        ({"effort": "medium"}, None, {"type": "enabled", "budget_tokens": 4096}, 8192),
+        # Without max_tokens the limit is raised to hold medium's 8192 budget and a default reply.
+        ({"effort": "medium"}, None, {"type": "enabled", "budget_tokens": 8192}, 8192 + 4096),
+        # A max_tokens of 8192 cannot hold medium's 8192 budget and a reply: half of them think.
+        ({"effort": "medium"}, 8192, {"type": "enabled", "budget_tokens": 4096}, 8192),
         ({"effort": "low"}, None, {"type": "enabled", "budget_tokens": 2048}, 2048 + 4096),
         ({"budget_tokens": 3000}, 5000, {"type": "enabled", "budget_tokens": 3000}, 5000),
         ({"effort": "high"}, 4000, {"type": "enabled", "budget_tokens": 2000}, 4000),
@@ -396,7 +398,7 @@ async def test_cache_and_thinking_usage_and_a_call_after_a_thinking_block(sim_se
         {
             "type": "message_start",
             "message": {
-                "id": "m", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+                "id": "m", "type": "message", "role": "assistant", "model": "claude-haiku-5-5",
                 "content": [], "stop_reason": None,
                 "usage": {"input_tokens": 10, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20,
                           "output_tokens": 1},

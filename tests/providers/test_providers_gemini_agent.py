@@ -20,8 +20,9 @@ from llmrelay.simulator.providers._format import MEDIA_TOKENS
 from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.providers import GeminiAdapter, ProviderAdapter, ProviderCall, StreamEnd, ToolCallDelta
 from llmrelay.worker.providers.base import Completion, drain
+from tests.support import GEMINI_MODEL
 
-MODEL = "gemini-2.0-flash"
+MODEL = GEMINI_MODEL
 WEATHER = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},

@@ -32,7 +32,7 @@ from llmrelay.worker.providers.openai import (
     _responses_params,
 )
 
-CHAT, RESPONSES = "gpt-4.1-mini", "gpt-5-mini"
+CHAT, RESPONSES = "gpt-6.1-terra", "gpt-6.1-sol"
 APIS = [CHAT, RESPONSES]
 WEATHER = {
     "type": "object",
@@ -282,7 +282,8 @@ async def test_responses_sends_reasoning_effort_and_options(
     ("model", "fields", "field"),
     [
         (RESPONSES, {"seed": 1}, "seed"),
-        (CHAT, {"reasoning": {"effort": "high"}}, "reasoning.effort"),
+        # gpt-4.1 (deprecated, still served) is the catalog's one chat model that does not reason.
+        ("gpt-4.1", {"reasoning": {"effort": "high"}}, "reasoning.effort"),
         (RESPONSES, {"reasoning": {"budget_tokens": 2048}}, "reasoning.budget_tokens"),
         (CHAT, {"provider_options": {"openai": {"max_tokens": 5}}}, "provider_options.openai.max_tokens"),
         (CHAT, {"seed": 3, "provider_options": {"openai": {"seed": 4}}}, "provider_options.openai.seed"),
@@ -388,7 +389,7 @@ def test_responses_usage_reads_cached_and_reasoning_tokens() -> None:
             "id": "r",
             "object": "response",
             "created_at": 0,
-            "model": "gpt-5-mini",
+            "model": "gpt-6.1-sol",
             "status": "completed",
             "output": [
                 {
@@ -453,7 +454,7 @@ async def test_responses_call_whose_arguments_come_only_whole(
         "id": "r",
         "object": "response",
         "created_at": 0,
-        "model": "gpt-5-mini",
+        "model": "gpt-6.1-sol",
         "status": "completed",
         "output": [{**item, "arguments": '{"city":"Oslo"}', "status": "completed"}],
         "parallel_tool_calls": True,
@@ -489,5 +490,5 @@ def test_a_text_format_is_sent_as_text_on_both_apis() -> None:
     request = LLMRequest.model_validate(
         {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "text"}}
     )
-    assert _chat_params(request, "gpt-4.1")["response_format"] == {"type": "text"}
-    assert _responses_params(request, "gpt-5")["text"] == {"format": {"type": "text"}}
+    assert _chat_params(request, "gpt-6.1-terra")["response_format"] == {"type": "text"}
+    assert _responses_params(request, "gpt-6.1-sol")["text"] == {"format": {"type": "text"}}

@@ -41,5 +41,8 @@ class ScriptedAdapter(SDKAdapter[None]):
                 raise item
             yield item
 
+    async def _list_models(self) -> set[str]:
+        return set()  # a script serves whatever it is asked for; it lists nothing
+
     async def aclose(self) -> None:
         pass

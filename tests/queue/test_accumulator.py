@@ -26,11 +26,11 @@ async def _items(items: Iterable[StreamItem]) -> AsyncIterator[StreamItem]:
 
 
 def _req(text: str = "hello") -> LLMRequest:
-    return LLMRequest(model="gpt-4.1", messages=[{"role": "user", "content": text}])  # type: ignore[list-item]
+    return LLMRequest(model="gpt-6.1-terra", messages=[{"role": "user", "content": text}])  # type: ignore[list-item]
 
 
 def _call(settings: Settings) -> ProviderCall:
-    return ProviderCall(model=settings.catalog.resolve("gpt-4.1"), request=_req(), timeout=5.0)
+    return ProviderCall(model=settings.catalog.resolve("gpt-6.1-terra"), request=_req(), timeout=5.0)
 
 
 def test_deltas_are_relayed_and_joined_then_the_end_completes() -> None:

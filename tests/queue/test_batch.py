@@ -24,7 +24,7 @@ from llmrelay.worker.batch import feed_batch
 from llmrelay.worker.service import Worker
 from tests.support import poll, rdb
 
-MODELS = ["gpt-4.1-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
+MODELS = ["gpt-6.1-terra", "claude-haiku-5-5", "gemini-3.8-flash"]
 
 
 def item(i: int, model: str | None = None, text: str = "", **kw: Any) -> LLMRequest:
@@ -59,7 +59,7 @@ async def test_a_batch_runs_every_item_once_and_reads_back_in_order(
 async def test_status_counts_items_fed_before_the_feeder_checkpoints_them(
     producer: LLMProducer, settings: Settings
 ) -> None:
-    await producer.submit_batch([item(i, "gpt-4.1-mini") for i in range(3)], batch_id="lagging")
+    await producer.submit_batch([item(i, "gpt-6.1-terra") for i in range(3)], batch_id="lagging")
     await feed_batch(_ctx(settings), "lagging")
     # The moment between the items going in (and maybe finishing) and the checkpoint being written.
     rdb(settings.redis_url).hset(meta_key("lagging"), "fed", 0)
@@ -68,7 +68,7 @@ async def test_status_counts_items_fed_before_the_feeder_checkpoints_them(
 
 
 async def test_items_run_on_the_batch_lane(producer: LLMProducer, settings: Settings) -> None:
-    await producer.submit_batch([item(i, "gpt-4.1-mini") for i in range(3)], batch_id="lane-1")
+    await producer.submit_batch([item(i, "gpt-6.1-terra") for i in range(3)], batch_id="lane-1")
     # No worker runs the jobs here; feed one round by hand and look where the items went.
     await feed_batch(_ctx(settings), "lane-1")
     client = rdb(settings.redis_url)
@@ -80,7 +80,7 @@ async def test_the_feeder_never_overfills_the_queue(settings: Settings) -> None:
     small = settings.model_copy(update={"max_queue_length": 4})
     async with LLMProducer(small) as producer:
         batch_id = await producer.submit_batch(
-            [item(i, "gpt-4.1-mini", f"paced {i} [[sim:ttft_ms=30]]") for i in range(25)]
+            [item(i, "gpt-6.1-terra", f"paced {i} [[sim:ttft_ms=30]]") for i in range(25)]
         )
         worker = Worker(small, concurrency=8)
         await worker.start()
@@ -101,7 +101,7 @@ async def test_the_feeder_never_overfills_the_queue(settings: Settings) -> None:
 
 
 async def test_feeding_again_runs_nothing_twice(producer: LLMProducer, settings: Settings) -> None:
-    await producer.submit_batch([item(i, "claude-3-5-haiku") for i in range(5)], batch_id="twice")
+    await producer.submit_batch([item(i, "claude-haiku-5-5") for i in range(5)], batch_id="twice")
     ctx = _ctx(settings)
     await feed_batch(ctx, "twice")
     client = rdb(settings.redis_url)
@@ -120,8 +120,8 @@ async def test_the_feeder_of_a_batch_that_is_gone_feeds_nothing(settings: Settin
 async def test_an_item_whose_model_was_disallowed_since_ends_as_failed(
     producer: LLMProducer, settings: Settings
 ) -> None:
-    await producer.submit_batch([item(0, "gpt-4.1-mini"), item(1, "gemini-2.0-flash")], batch_id="policy")
-    narrow = settings.model_copy(update={"allowed_models": ["gemini-2.0-flash"]})
+    await producer.submit_batch([item(0, "gpt-6.1-terra"), item(1, "gemini-3.8-flash")], batch_id="policy")
+    narrow = settings.model_copy(update={"allowed_models": ["gemini-3.8-flash"]})
     await feed_batch(_ctx(narrow), "policy")
     results = [r async for r in producer.batch_results("policy")]
     assert results[0].status == "failed"
@@ -133,8 +133,8 @@ async def test_an_item_whose_model_was_disallowed_since_ends_as_failed(
 async def test_a_batch_is_refused_whole_when_one_item_is_refused(
     producer: LLMProducer, settings: Settings
 ) -> None:
-    requests = [item(0), item(1), item(2, "gpt-4.1-mini")]
-    requests.insert(2, item(9, "claude-3-5-sonnet"))
+    requests = [item(0), item(1), item(2, "gpt-6.1-terra")]
+    requests.insert(2, item(9, "claude-sonnet-5-5"))
     narrow = settings.model_copy(update={"allowed_models": MODELS})
     async with LLMProducer(narrow) as p:
         with pytest.raises(ModelNotAllowedError) as refused:
@@ -166,7 +166,7 @@ async def test_a_batch_id_is_used_once(producer: LLMProducer) -> None:
 
 async def test_cancel_stops_feeding_and_cancels_what_runs(settings: Settings, producer: LLMProducer) -> None:
     small = settings.model_copy(update={"max_queue_length": 3})
-    slow = [item(i, "gpt-4.1-mini", f"slow {i} [[sim:tokens=200 tps=20]]") for i in range(12)]
+    slow = [item(i, "gpt-6.1-terra", f"slow {i} [[sim:tokens=200 tps=20]]") for i in range(12)]
     async with LLMProducer(small) as p:
         batch_id = await p.submit_batch(slow, batch_id="stop-1")
         worker = Worker(small, concurrency=4)
@@ -195,7 +195,7 @@ async def test_cancelling_a_finished_batch_changes_nothing(producer: LLMProducer
 async def test_items_the_feeder_moves_after_a_cancel_are_cancelled_too(
     producer: LLMProducer, settings: Settings
 ) -> None:
-    await producer.submit_batch([item(i, "gpt-4.1-mini") for i in range(4)], batch_id="late")
+    await producer.submit_batch([item(i, "gpt-6.1-terra") for i in range(4)], batch_id="late")
     client = rdb(settings.redis_url)
     # The cancel lands while a feeding round is moving a chunk: the round sees it afterwards.
     real_hget = ArqRedis.hget

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def req(text: str, **kw: Any) -> LLMRequest:
-    return LLMRequest(model="gpt-4.1", messages=[{"role": "user", "content": text}], **kw)
+    return LLMRequest(model="gpt-6.1-terra", messages=[{"role": "user", "content": text}], **kw)
 
 
 async def _run_events(

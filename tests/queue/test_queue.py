@@ -28,10 +28,10 @@ from llmrelay.simulator.server import SimulatorServer
 from llmrelay.worker.service import Worker
 from tests.support import poll, rdb
 
-MODELS = ["gpt-4.1", "gpt-5", "claude-3-5-haiku", "gemini-2.0-flash"]
+MODELS = ["gpt-6.1-terra", "gpt-6.1-sol", "claude-haiku-5-5", "gemini-3.8-flash"]
 
 
-def req(text: str = "hello there", model: str = "gpt-4.1", **kw: object) -> LLMRequest:
+def req(text: str = "hello there", model: str = "gpt-6.1-terra", **kw: object) -> LLMRequest:
     return LLMRequest(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[arg-type]
 
 
@@ -127,12 +127,12 @@ async def test_resume_after_an_index_misses_nothing(producer: LLMProducer, worke
 async def test_disallowed_model_is_refused_before_anything_is_queued(
     settings: Settings, worker: Worker, sim: SimulatorServer
 ) -> None:
-    narrow = settings.model_copy(update={"allowed_models": ["gpt-4.1-mini"]})
+    narrow = settings.model_copy(update={"allowed_models": ["gpt-6.1-terra"]})
     async with LLMProducer(narrow) as p:
         with pytest.raises(ModelNotAllowedError):
-            await p.complete(req("no", "gpt-4.1"))
+            await p.complete(req("no", "gpt-6.1-sol"))
         with pytest.raises(ModelNotAllowedError):
-            await p.complete(req("no", "gpt-4.1-mini", fallback_models=["claude-3-5-sonnet"]))
+            await p.complete(req("no", "gpt-6.1-terra", fallback_models=["claude-sonnet-5-5"]))
     assert rdb(settings.redis_url).xlen(keys.work_stream("openai", "interactive")) == 0
     assert sim.requests() == []
 
@@ -140,14 +140,14 @@ async def test_disallowed_model_is_refused_before_anything_is_queued(
 async def test_worker_refuses_a_disallowed_model_that_was_queued_anyway(
     settings: Settings, producer: LLMProducer, sim: SimulatorServer
 ) -> None:
-    narrow = settings.model_copy(update={"allowed_models": ["gpt-4.1-mini"]})
+    narrow = settings.model_copy(update={"allowed_models": ["gpt-6.1-terra"]})
     w = Worker(narrow, concurrency=4)
     await w.start()
     try:
         with pytest.raises(ModelNotAllowedError):
-            await producer.complete(req("sneaky", "gpt-4.1", request_id="sneaky-1"))
+            await producer.complete(req("sneaky", "gpt-6.1-sol", request_id="sneaky-1"))
         with pytest.raises(ModelNotAllowedError):
-            await producer.complete(req("sneaky too", "gpt-4.1-mini", fallback_models=["gpt-4.1"]))
+            await producer.complete(req("sneaky too", "gpt-6.1-terra", fallback_models=["gpt-6.1-sol"]))
     finally:
         await w.stop(grace=1)
     assert sim.requests() == []
@@ -317,8 +317,8 @@ async def test_failover_only_when_asked(producer: LLMProducer, worker: Worker, s
     down = "[[sim:fault=503 provider=openai]]"
     with pytest.raises(ProviderUnavailableError):
         await producer.complete(req(f"no failover {down}"))
-    response = await producer.complete(req(f"with failover {down}", fallback_models=["claude-3-5-haiku"]))
-    assert response.provider == "anthropic" and response.model == "claude-3-5-haiku"
+    response = await producer.complete(req(f"with failover {down}", fallback_models=["claude-haiku-5-5"]))
+    assert response.provider == "anthropic" and response.model == "claude-haiku-5-5"
     assert response.attempts == 4 + 1  # max_retries + 1 on openai, then anthropic
 
 
@@ -364,7 +364,7 @@ async def test_producer_reports_an_unreachable_redis(settings: Settings) -> None
 def test_job_codec_refuses_foreign_providers() -> None:
     from llmrelay.shared import InvalidRequestError
 
-    good = Job("r", "openai", "gpt-4.1", req(), 0.0, 1.0)
+    good = Job("r", "openai", "gpt-6.1-terra", req(), 0.0, 1.0)
     data = orjson.loads(good.encode())
     data["p"] = "mystery"
     with pytest.raises(InvalidRequestError):

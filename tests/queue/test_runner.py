@@ -20,7 +20,7 @@ STREAM = keys.work_stream("openai", "interactive")
 
 def _req(text: str, request_id: str) -> LLMRequest:
     return LLMRequest(
-        model="gpt-4.1",
+        model="gpt-6.1-terra",
         messages=[{"role": "user", "content": text}],  # type: ignore[list-item]
         request_id=request_id,
     )

@@ -38,7 +38,7 @@ async def test_a_thousand_concurrent_streams_share_a_few_connections(settings: S
 
                 async def one(i: int) -> str:
                     request = LLMRequest(
-                        model="gpt-4.1",
+                        model="gpt-6.1-terra",
                         request_id=f"many-{i}",
                         messages=[{"role": "user", "content": text}],
                         timeout=HOLD_MS / 1000,
@@ -64,7 +64,7 @@ async def test_a_thousand_concurrent_streams_share_a_few_connections(settings: S
                 )
                 await poll(lambda: not worker._running["openai"], timeout=OPEN_ALL_WITHIN)
                 # and the freed slots serve the next request at once
-                quick = LLMRequest(model="gpt-4.1", messages=[{"role": "user", "content": "after the crowd"}])
+                quick = LLMRequest(model="gpt-6.1-terra", messages=[{"role": "user", "content": "after the crowd"}])
                 assert (await producer.complete(quick)).content == "".join(reply_for("after the crowd", 20))
         finally:
             await worker.stop(grace=5)

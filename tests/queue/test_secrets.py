@@ -39,9 +39,9 @@ def _dump_redis(url: str) -> bytes:
 @pytest.mark.parametrize(
     ("model", "env_name", "canary"),
     [
-        ("gpt-4.1", "OPENAI_API_KEY", f"sk-proj-canary{uuid.uuid4().hex}"),
-        ("claude-3-5-haiku", "ANTHROPIC_API_KEY", f"sk-ant-api03-canary{uuid.uuid4().hex}"),
-        ("gemini-2.0-flash", "GEMINI_API_KEY", f"AIzaCanary{uuid.uuid4().hex[:29]}"),
+        ("gpt-6.1-terra", "OPENAI_API_KEY", f"sk-proj-canary{uuid.uuid4().hex}"),
+        ("claude-haiku-5-5", "ANTHROPIC_API_KEY", f"sk-ant-api03-canary{uuid.uuid4().hex}"),
+        ("gemini-3.8-flash", "GEMINI_API_KEY", f"AIzaCanary{uuid.uuid4().hex[:29]}"),
     ],
 )
 async def test_canary_key_leaks_nowhere(model: str, env_name: str, canary: str, env: dict[str, str]) -> None:

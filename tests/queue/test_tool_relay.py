@@ -36,7 +36,7 @@ SCRIPT: list[StreamItem] = [
 
 
 def _req(**fields: Any) -> LLMRequest:
-    values: dict[str, Any] = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "weather?"}]}
+    values: dict[str, Any] = {"model": "gpt-6.1-terra", "messages": [{"role": "user", "content": "weather?"}]}
     values.update(fields)
     return LLMRequest.model_validate(values)
 
@@ -249,10 +249,10 @@ async def test_a_streamed_reader_sees_the_validation_error_after_the_text(
 async def test_provider_parameter_bounds_are_refused_before_enqueue(producer: LLMProducer) -> None:
     # No worker runs: a refusal has to come before anything is queued.
     with pytest.raises(InvalidRequestError) as hot:
-        await producer.submit(_req(model="claude-3-5-haiku", temperature=1.5))
+        await producer.submit(_req(model="claude-haiku-5-5", temperature=1.5))
     assert hot.value.data["field"] == "temperature"
     with pytest.raises(InvalidRequestError) as seeded:
-        await producer.submit(_req(model="claude-3-5-haiku", seed=7))
+        await producer.submit(_req(model="claude-haiku-5-5", seed=7))
     assert seeded.value.data["field"] == "seed"
     assert await producer.redis.xlen(keys.work_stream("anthropic", "interactive")) == 0
 

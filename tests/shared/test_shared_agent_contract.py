@@ -29,7 +29,7 @@ WEATHER = {"name": "get_weather", "description": "Weather", "parameters": {
 
 def make(**fields: Any) -> LLMRequest:
     fields.setdefault("messages", [{"role": "user", "content": "hi"}])
-    return LLMRequest.model_validate({"model": "gpt-4.1", **fields})
+    return LLMRequest.model_validate({"model": "gpt-6.1-terra", **fields})
 
 
 def refused(**fields: Any) -> str:
@@ -149,7 +149,7 @@ def test_structured_output_reasoning_seed_and_options_are_carried() -> None:
 
 def test_the_response_carries_tool_calls_parsed_json_and_usage_details() -> None:
     response = LLMResponse(
-        request_id="r", model="gpt-4.1", provider="openai", content="",
+        request_id="r", model="gpt-6.1-terra", provider="openai", content="",
         tool_calls=[ToolCall(id="call_1", name="get_weather", arguments={"city": "Oslo"})],
         finish_reason="tool_calls", parsed=None,
         usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,

@@ -54,7 +54,7 @@ def test_an_item_names_its_provider_and_request_id() -> None:
 
 def test_a_request_round_trips_and_leaves_out_its_defaults() -> None:
     request = LLMRequest(
-        model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], request_id="r-1", priority="batch"
+        model="gpt-6.1-terra", messages=[{"role": "user", "content": "hi"}], request_id="r-1", priority="batch"
     )
     raw = encode_request(request)
     assert decode_request(raw) == request

@@ -90,7 +90,7 @@ def test_restart_event_round_trips(reason: str, suffix: bytes) -> None:
 def make_response() -> LLMResponse:
     return LLMResponse(
         request_id="r-1",
-        model="gpt-4.1",
+        model="gpt-6.1-terra",
         provider="openai",
         content='the "answer"\nis ✓ 42',
         usage=Usage.of(10, 3),

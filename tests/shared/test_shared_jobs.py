@@ -22,7 +22,7 @@ SECRET_PROMPT = "the prompt must not be echoed in errors"
 def make_job(**fields: Any) -> Job:
     request = LLMRequest.model_validate(
         {
-            "model": "gpt-4.1",
+            "model": "gpt-6.1-terra",
             "messages": [
                 {"role": "system", "content": "be brief"},
                 {"role": "user", "content": 'say "hi"\n✓'},
@@ -32,7 +32,7 @@ def make_job(**fields: Any) -> Job:
             "stop": "END",
             "request_id": "req-1",
             "priority": "batch",
-            "fallback_models": ["gemini-1.5-pro"],
+            "fallback_models": ["gemini-2.5-flash-lite"],
             "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
             "source_agent": "planner",
             "session_id": "s-1",
@@ -42,13 +42,13 @@ def make_job(**fields: Any) -> Job:
     base: dict[str, Any] = {
         "request_id": "req-1",
         "provider": "openai",
-        "model": "gpt-4.1",
+        "model": "gpt-6.1-terra",
         "request": request,
         "enqueued_at": 1_700_000_000.25,
         "deadline": 1_700_000_060.25,
         "stream": False,
         "lane": "batch",
-        "fallbacks": ["gemini-1.5-pro"],
+        "fallbacks": ["gemini-2.5-flash-lite"],
     }
     base.update(fields)
     return Job(**base)
@@ -58,7 +58,7 @@ def valid_payload() -> dict[str, Any]:
     return {
         "id": "req-1",
         "p": "anthropic",
-        "m": "claude-3-5-haiku",
+        "m": "claude-haiku-5-5",
         "r": {"messages": [{"role": "user", "content": SECRET_PROMPT}]},
         "t": 1.0,
         "d": 61.0,
@@ -81,7 +81,7 @@ def minimal_job() -> Job:
     return Job(
         request_id="r",
         provider="gemini",
-        model="gemini-2.0-flash",
+        model="gemini-3.8-flash",
         request=LLMRequest.model_validate({"messages": [{"role": "user", "content": "x"}]}),
         enqueued_at=0.0,
         deadline=1.0,
@@ -126,7 +126,7 @@ def test_missing_optional_keys_take_defaults() -> None:
     job = Job.decode(orjson.dumps(valid_payload()))
     assert (job.provider, job.model, job.stream, job.lane, job.fallbacks) == (
         "anthropic",
-        "claude-3-5-haiku",
+        "claude-haiku-5-5",
         True,
         "interactive",
         [],
@@ -233,7 +233,7 @@ def test_job_id_outside_the_request_id_alphabet_is_an_invalid_request(request_id
 
 def test_a_stored_result_reads_back_as_the_response() -> None:
     response = LLMResponse(
-        request_id="req-1", model="gpt-4.1", provider="openai", content="hi ✓", ttft_ms=12.5, trace_id="t"
+        request_id="req-1", model="gpt-6.1-terra", provider="openai", content="hi ✓", ttft_ms=12.5, trace_id="t"
     )
     assert jobs.decode_result(jobs.encode_result(response)) == response
 
@@ -259,7 +259,7 @@ def test_content_parts_and_a_response_format_survive_the_compact_payload() -> No
 
     request = LLMRequest.model_validate(
         {
-            "model": "gpt-4.1",
+            "model": "gpt-6.1-terra",
             "messages": [{"role": "user", "content": [TextPart(text="a"), {"type": "text", "text": "b"}]}],
             "response_format": TextFormat(),
         }

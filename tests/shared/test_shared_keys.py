@@ -50,7 +50,7 @@ def provider_keys(provider: str) -> list[str]:
         keys.events(provider, "req-1"),
         keys.pause(provider),
         keys.rate(provider, "*", "rpm"),
-        keys.rate(provider, "gpt-4.1", "tpm"),
+        keys.rate(provider, "gpt-6.1-terra", "tpm"),
     ]
 
 

@@ -66,23 +66,23 @@ def test_creating_twice_on_one_registry_is_refused() -> None:
 def test_worker_metrics_are_labelled_by_provider_and_model() -> None:
     registry = CollectorRegistry()
     metrics = WorkerMetrics.create(registry)
-    metrics.requests.labels(provider="openai", model="gpt-4.1", outcome="ok").inc()
-    metrics.latency.labels(provider="openai", model="gpt-4.1").observe(0.2)
-    metrics.ttft.labels(provider="openai", model="gpt-4.1").observe(0.01)
-    metrics.tokens.labels(provider="openai", model="gpt-4.1", direction="output").inc(12)
-    metrics.cost.labels(provider="openai", model="gpt-4.1").inc(0.0001)
-    metrics.errors.labels(provider="gemini", model="gemini-1.5-pro", error="RateLimitedError").inc()
-    metrics.retries.labels(provider="gemini", model="gemini-1.5-pro", reason="rate_limited").inc()
+    metrics.requests.labels(provider="openai", model="gpt-6.1-terra", outcome="ok").inc()
+    metrics.latency.labels(provider="openai", model="gpt-6.1-terra").observe(0.2)
+    metrics.ttft.labels(provider="openai", model="gpt-6.1-terra").observe(0.01)
+    metrics.tokens.labels(provider="openai", model="gpt-6.1-terra", direction="output").inc(12)
+    metrics.cost.labels(provider="openai", model="gpt-6.1-terra").inc(0.0001)
+    metrics.errors.labels(provider="gemini", model="gemini-2.5-flash-lite", error="RateLimitedError").inc()
+    metrics.retries.labels(provider="gemini", model="gemini-2.5-flash-lite", reason="rate_limited").inc()
     metrics.rate_limit_waits.labels(provider="anthropic").inc()
     metrics.rate_limit_wait_seconds.labels(provider="anthropic").inc(0.5)
     metrics.inflight.labels(provider="openai", lane="batch").set(3)
     metrics.dead_letters.labels(provider="openai").inc()
     metrics.reclaimed.labels(provider="openai").inc()
     text = exposition(registry)
-    assert 'llmrelay_requests_total{model="gpt-4.1",outcome="ok",provider="openai"} 1.0' in text
-    assert 'llmrelay_tokens_total{direction="output",model="gpt-4.1",provider="openai"} 12.0' in text
+    assert 'llmrelay_requests_total{model="gpt-6.1-terra",outcome="ok",provider="openai"} 1.0' in text
+    assert 'llmrelay_tokens_total{direction="output",model="gpt-6.1-terra",provider="openai"} 12.0' in text
     assert 'llmrelay_inflight_jobs{lane="batch",provider="openai"} 3.0' in text
-    assert 'llmrelay_request_latency_seconds_bucket{le="0.25",model="gpt-4.1",provider="openai"} 1.0' in text
+    assert 'llmrelay_request_latency_seconds_bucket{le="0.25",model="gpt-6.1-terra",provider="openai"} 1.0' in text
 
 
 def test_queue_gauges_are_labelled_by_provider_and_lane() -> None:

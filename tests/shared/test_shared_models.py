@@ -45,7 +45,7 @@ def test_minimal_request_takes_documented_defaults() -> None:
 
 def test_full_request_is_accepted() -> None:
     request = make(
-        model="gpt-4.1",
+        model="gpt-6.1-terra",
         tier="premium",
         messages=[
             {"role": "system", "content": "be brief"},
@@ -60,7 +60,7 @@ def test_full_request_is_accepted() -> None:
         timeout=3600.0,
         request_id="req_1.a:b-c",
         priority="batch",
-        fallback_models=["gemini-1.5-pro"],
+        fallback_models=["gemini-2.5-flash-lite"],
         trace_id="t",
         source_agent="agent",
         session_id="s",
@@ -85,7 +85,7 @@ def test_empty_messages_are_refused() -> None:
 
 def test_missing_messages_are_refused() -> None:
     with pytest.raises(ValidationError) as info:
-        LLMRequest.model_validate({"model": "gpt-4.1"})
+        LLMRequest.model_validate({"model": "gpt-6.1-terra"})
     assert [tuple(e["loc"]) for e in info.value.errors()] == [("messages",)]
 
 
@@ -205,7 +205,7 @@ def test_empty_or_long_model_name_is_refused() -> None:
 
 
 def test_more_than_five_fallback_models_are_refused() -> None:
-    assert refused_fields(fallback_models=["gpt-4.1"] * 6) == [("fallback_models",)]
+    assert refused_fields(fallback_models=["gpt-6.1-terra"] * 6) == [("fallback_models",)]
 
 
 def test_empty_fallback_model_name_is_refused() -> None:
@@ -258,7 +258,7 @@ def test_log_context_holds_only_the_fields_that_are_set() -> None:
 
 
 def test_request_round_trips_through_json() -> None:
-    request = make(model="gpt-4.1", stop="x", temperature=1, metadata={"a": [1, "b"]}, trace_id="t")
+    request = make(model="gpt-6.1-terra", stop="x", temperature=1, metadata={"a": [1, "b"]}, trace_id="t")
     again = LLMRequest.model_validate_json(request.model_dump_json())
     assert again == request
 
@@ -339,7 +339,7 @@ def test_usage_refuses_negative_counts() -> None:
 def response(**fields: Any) -> LLMResponse:
     base: dict[str, Any] = {
         "request_id": "r1",
-        "model": "gpt-4.1",
+        "model": "gpt-6.1-terra",
         "provider": "openai",
         "content": 'He said "hi"\nthen ✓ left',
         "finish_reason": "length",

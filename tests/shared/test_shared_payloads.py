@@ -73,13 +73,13 @@ def test_decode_each_leaves_out_missing_and_garbled_values() -> None:
 def test_metrics_snapshot_round_trips_a_registry() -> None:
     registry = CollectorRegistry()
     metrics = WorkerMetrics.create(registry)
-    metrics.requests.labels(provider="openai", model="gpt-4.1", outcome="ok").inc(3)
-    metrics.latency.labels(provider="openai", model="gpt-4.1").observe(0.2)
+    metrics.requests.labels(provider="openai", model="gpt-6.1-terra", outcome="ok").inc(3)
+    metrics.latency.labels(provider="openai", model="gpt-6.1-terra").observe(0.2)
     snapshot = decode_metrics_snapshot(encode_metrics_snapshot(registry))
     assert snapshot["llmrelay_requests_total"] == [
-        ({"provider": "openai", "model": "gpt-4.1", "outcome": "ok"}, 3.0)
+        ({"provider": "openai", "model": "gpt-6.1-terra", "outcome": "ok"}, 3.0)
     ]
-    assert ({"provider": "openai", "model": "gpt-4.1", "le": "0.25"}, 1.0) in snapshot[
+    assert ({"provider": "openai", "model": "gpt-6.1-terra", "le": "0.25"}, 1.0) in snapshot[
         "llmrelay_request_latency_seconds_bucket"
     ]
     assert not any(name.endswith("_created") for name in snapshot)

@@ -71,7 +71,7 @@ def test_bearer_tokens_are_masked(text: str) -> None:
         ("api_key=hunter2-secret-value", "hunter2-secret-value"),
         ("apikey: plain-secret", "plain-secret"),
         ("API-KEY = spaced-secret", "spaced-secret"),
-        ('{"api_key": "json-secret", "model": "gpt-4.1"}', "json-secret"),
+        ('{"api_key": "json-secret", "model": "gpt-6.1-terra"}', "json-secret"),
         ("x-api-key: anthropic-style-secret", "anthropic-style-secret"),
         ("{'x-api-key': 'dict-repr-secret'}", "dict-repr-secret"),
         ("X-Goog-Api-Key: goog-secret", "goog-secret"),
@@ -86,7 +86,7 @@ def test_key_assignments_and_headers_are_masked(text: str, secret: str) -> None:
 
 def test_key_assignment_keeps_the_surrounding_text() -> None:
     assert (
-        redact('{"api_key": "s3cr3t", "model": "gpt-4.1"}') == '{"api_key": "[REDACTED]", "model": "gpt-4.1"}'
+        redact('{"api_key": "s3cr3t", "model": "gpt-6.1-terra"}') == '{"api_key": "[REDACTED]", "model": "gpt-6.1-terra"}'
     )
 
 
@@ -120,8 +120,8 @@ def test_short_and_empty_secrets_are_not_registered() -> None:
     [
         "",
         "hello world",
-        "model gpt-4.1-mini answered in 12 ms",
-        "claude-3-5-sonnet-20241022 via anthropic",
+        "model gpt-6.1-terra answered in 12 ms",
+        "claude-sonnet-5-5 via anthropic",
         "request_id=req-01J9Z8 trace_id=4bf92f3577b34da6a3ce929d0e0e4736",
         "sk-learn is a library",
         "connecting to redis://127.0.0.1:6379/0",

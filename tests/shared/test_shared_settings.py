@@ -70,11 +70,12 @@ def test_defaults_without_environment() -> None:
     assert settings.rate_limits == {}
     assert settings.failover == {}
     assert settings.tier_models == DEFAULT_TIER_MODELS
+    assert settings.default_model == "gpt-6-luna"
     assert settings.secret_values() == []
 
 
 def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLM_DEFAULT_MODEL", "gemini-2.0-flash")
+    monkeypatch.setenv("LLM_DEFAULT_MODEL", "gemini-3.8-flash")
     monkeypatch.setenv("LLM_REQUEST_TIMEOUT", "12.5")
     monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("REDIS_URL", "rediss://cache.internal:6380/2")
@@ -83,7 +84,7 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:8900")
     monkeypatch.setenv("GEMINI_BASE_URL", "")
     settings = load()
-    assert settings.default_model == "gemini-2.0-flash"
+    assert settings.default_model == "gemini-3.8-flash"
     assert settings.request_timeout == 12.5
     assert settings.max_retries == 0
     assert settings.redis_url == "rediss://cache.internal:6380/2"
@@ -112,10 +113,10 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
 
 
 def test_allowed_models_is_a_comma_list_ignoring_spaces_and_empties(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALLOWED_MODELS", " gpt-4.1 ,, gemini-2.0-flash,claude-3-5-haiku , ")
+    monkeypatch.setenv("ALLOWED_MODELS", " gpt-6.1-terra ,, gemini-3.8-flash,claude-haiku-5-5 , ")
     settings = load()
-    assert settings.allowed_models == ["gpt-4.1", "gemini-2.0-flash", "claude-3-5-haiku"]
-    assert settings.effective_allowed_models == ("gpt-4.1", "gemini-2.0-flash", "claude-3-5-haiku")
+    assert settings.allowed_models == ["gpt-6.1-terra", "gemini-3.8-flash", "claude-haiku-5-5"]
+    assert settings.effective_allowed_models == ("gpt-6.1-terra", "gemini-3.8-flash", "claude-haiku-5-5")
 
 
 @pytest.mark.parametrize("value", ["", " ", ",", " , ,"])
@@ -127,8 +128,8 @@ def test_empty_allowed_models_means_the_defaults(monkeypatch: pytest.MonkeyPatch
 
 
 def test_allowed_models_may_be_passed_as_a_list() -> None:
-    settings = Settings(_env_file=None, allowed_models=["gpt-5"])
-    assert settings.effective_allowed_models == ("gpt-5",)
+    settings = Settings(_env_file=None, allowed_models=["gpt-6.1-sol"])
+    assert settings.effective_allowed_models == ("gpt-6.1-sol",)
 
 
 def test_keys_are_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,11 +180,11 @@ def test_gemini_api_key_wins_over_google_api_key(monkeypatch: pytest.MonkeyPatch
 
 def test_rate_limits_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
-        "LLMRELAY_RATE_LIMITS", '{"openai": {"rpm": 500, "tpm": 200000}, "gpt-4.1": {"tpm": 30000}}'
+        "LLMRELAY_RATE_LIMITS", '{"openai": {"rpm": 500, "tpm": 200000}, "gpt-6.1-terra": {"tpm": 30000}}'
     )
     limits = load().rate_limits
-    assert limits == {"openai": RateLimit(rpm=500, tpm=200_000), "gpt-4.1": RateLimit(tpm=30_000)}
-    assert limits["gpt-4.1"].rpm is None
+    assert limits == {"openai": RateLimit(rpm=500, tpm=200_000), "gpt-6.1-terra": RateLimit(tpm=30_000)}
+    assert limits["gpt-6.1-terra"].rpm is None
 
 
 @pytest.mark.parametrize(
@@ -197,14 +198,14 @@ def test_bad_rate_limits_are_refused(monkeypatch: pytest.MonkeyPatch, value: str
 
 
 def test_failover_chains_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMRELAY_FAILOVER", '{"gpt-4.1": ["gemini-1.5-pro", "claude-3-5-sonnet"]}')
-    assert load().failover == {"gpt-4.1": ["gemini-1.5-pro", "claude-3-5-sonnet"]}
+    monkeypatch.setenv("LLMRELAY_FAILOVER", '{"gpt-6.1-terra": ["gemini-2.5-flash-lite", "claude-sonnet-5-5"]}')
+    assert load().failover == {"gpt-6.1-terra": ["gemini-2.5-flash-lite", "claude-sonnet-5-5"]}
 
 
 def test_tier_models_are_json_and_unset_tiers_keep_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMRELAY_TIER_MODELS", '{"fast": ["claude-3-5-haiku"]}')
+    monkeypatch.setenv("LLMRELAY_TIER_MODELS", '{"fast": ["claude-haiku-5-5"]}')
     settings = load()
-    assert settings.tier_preference("fast") == ["claude-3-5-haiku"]
+    assert settings.tier_preference("fast") == ["claude-haiku-5-5"]
     assert settings.tier_preference("premium") == DEFAULT_TIER_MODELS["premium"]
 
 
@@ -216,9 +217,9 @@ def test_tier_preference_is_a_copy() -> None:
 
 def test_field_names_are_accepted_as_arguments() -> None:
     settings = Settings(
-        _env_file=None, openai_api_key=OPENAI_KEY, default_model="gpt-5", log_format="console"
+        _env_file=None, openai_api_key=OPENAI_KEY, default_model="gpt-6.1-sol", log_format="console"
     )
-    assert settings.default_model == "gpt-5"
+    assert settings.default_model == "gpt-6.1-sol"
     assert settings.log_format == "console"
     secret = settings.api_key("openai")
     assert secret is not None
@@ -227,9 +228,9 @@ def test_field_names_are_accepted_as_arguments() -> None:
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text(f"OPENAI_API_KEY={OPENAI_KEY}\nALLOWED_MODELS=gpt-4.1,gpt-5\n", encoding="utf-8")
+    env_file.write_text(f"OPENAI_API_KEY={OPENAI_KEY}\nALLOWED_MODELS=gpt-6.1-terra,gpt-6.1-sol\n", encoding="utf-8")
     settings = Settings(_env_file=env_file)
-    assert settings.effective_allowed_models == ("gpt-4.1", "gpt-5")
+    assert settings.effective_allowed_models == ("gpt-6.1-terra", "gpt-6.1-sol")
     secret = settings.api_key("openai")
     assert secret is not None
     assert secret.get_secret_value() == OPENAI_KEY
@@ -237,9 +238,9 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
 
 def test_environment_wins_over_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("LLM_DEFAULT_MODEL=gpt-5\n", encoding="utf-8")
-    monkeypatch.setenv("LLM_DEFAULT_MODEL", "gpt-4.1")
-    assert Settings(_env_file=env_file).default_model == "gpt-4.1"
+    env_file.write_text("LLM_DEFAULT_MODEL=gpt-6.1-sol\n", encoding="utf-8")
+    monkeypatch.setenv("LLM_DEFAULT_MODEL", "gpt-6.1-terra")
+    assert Settings(_env_file=env_file).default_model == "gpt-6.1-terra"
 
 
 def test_secret_values_include_keys_token_and_redis_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,16 +283,16 @@ def test_urls_without_a_password_add_no_secret(monkeypatch: pytest.MonkeyPatch, 
 
 def test_catalog_is_loaded_from_the_configured_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     override = tmp_path / "prices.toml"
-    override.write_text('[models."gpt-4.1"]\ninput_per_mtok = 1.75\n', encoding="utf-8")
+    override.write_text('[models."gpt-6.1-terra"]\ninput_per_mtok = 1.75\n', encoding="utf-8")
     monkeypatch.setenv("LLMRELAY_CATALOG_FILE", str(override))
     settings = load()
     assert settings.catalog_file == override
-    assert settings.catalog.resolve("gpt-4.1").input_per_mtok == 1.75
+    assert settings.catalog.resolve("gpt-6.1-terra").input_per_mtok == 1.75
     assert settings.catalog is settings.catalog
 
 
 def test_packaged_catalog_without_a_file() -> None:
-    assert load().catalog.resolve("gpt-4.1").input_per_mtok == 2.0
+    assert load().catalog.resolve("gpt-6.1-terra").input_per_mtok == 1.0
 
 
 def test_the_redis_password_never_prints() -> None:

@@ -11,8 +11,9 @@ import httpx2
 import pytest
 
 from llmrelay.simulator import SimulatorServer, reply_for
+from tests.support import ANTHROPIC_MODEL
 
-MODEL = "claude-3-5-haiku-20241022"
+MODEL = ANTHROPIC_MODEL
 
 
 def _user(text: str) -> list[dict[str, str]]:

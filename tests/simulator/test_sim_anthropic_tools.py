@@ -12,8 +12,9 @@ import pytest
 
 from llmrelay.simulator import SimulatorServer, reply_for
 from llmrelay.simulator.providers import MEDIA_TOKENS
+from tests.support import ANTHROPIC_MODEL
 
-MODEL = "claude-3-5-haiku-20241022"
+MODEL = ANTHROPIC_MODEL
 WEATHER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},

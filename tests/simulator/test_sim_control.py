@@ -20,8 +20,9 @@ import pytest
 
 from llmrelay import simulator
 from llmrelay.simulator import SimulatorConfig, SimulatorServer, ThreadedSimulatorServer, reply_for
+from tests.support import OPENAI_MODEL
 
-MODEL = "gpt-4.1"
+MODEL = OPENAI_MODEL
 
 
 def _user(text: str) -> list[dict[str, str]]:
@@ -63,13 +64,13 @@ async def test_scheduled_faults_hit_the_next_matching_requests(
 async def test_scheduled_fault_model_filter_and_clear(
     sim: SimulatorServer, openai_client: openai.AsyncOpenAI
 ) -> None:
-    sim.add_fault("500", times=None, model="gpt-5")
+    sim.add_fault("500", times=None, model="gpt-6.1-sol")
     assert await _chat(openai_client, "other model")
     for _ in range(3):
         with pytest.raises(openai.InternalServerError):
-            await openai_client.chat.completions.create(model="gpt-5", messages=_user("x"))
+            await openai_client.chat.completions.create(model="gpt-6.1-sol", messages=_user("x"))
     sim.clear_faults()
-    assert await openai_client.chat.completions.create(model="gpt-5", messages=_user("x"))
+    assert await openai_client.chat.completions.create(model="gpt-6.1-sol", messages=_user("x"))
 
 
 async def test_scheduled_cut(sim: SimulatorServer, openai_client: openai.AsyncOpenAI) -> None:
@@ -230,7 +231,7 @@ async def test_rate_limit_headers_count_down(openai_client: openai.AsyncOpenAI) 
 async def test_wire_format_bytes(sim: SimulatorServer) -> None:
     async with httpx2.AsyncClient(base_url=sim.url) as client:
         gemini = await client.post(
-            "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+            "/v1beta/models/gemini-3.8-flash:streamGenerateContent?alt=sse",
             json={"contents": [{"role": "user", "parts": [{"text": "wire [[sim:tokens=2]]"}]}]},
         )
         assert gemini.headers["content-type"].startswith("text/event-stream")

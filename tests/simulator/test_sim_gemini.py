@@ -8,8 +8,9 @@ from google import genai
 from google.genai import _api_client, errors, types
 
 from llmrelay.simulator import SimulatorServer, reply_for
+from tests.support import GEMINI_MODEL
 
-MODEL = "gemini-2.0-flash"
+MODEL = GEMINI_MODEL
 
 
 async def _generate(

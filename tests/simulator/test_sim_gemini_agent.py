@@ -16,8 +16,9 @@ from google.genai import errors, types
 from llmrelay.simulator import SimulatorServer
 from llmrelay.simulator.providers import gemini as gemini_wire
 from llmrelay.simulator.providers._format import MEDIA_TOKENS, WireError
+from tests.support import GEMINI_MODEL
 
-MODEL = "gemini-2.0-flash"
+MODEL = GEMINI_MODEL
 WEATHER = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},

@@ -47,7 +47,7 @@ async def test_3000_concurrent_streams(sim: SimulatorServer) -> None:
 
     async def one(i: int) -> bool:
         prompt = f"load test stream number {i}"
-        body = {"model": "gpt-4.1-mini", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+        body = {"model": "gpt-6.1-terra", "stream": True, "messages": [{"role": "user", "content": prompt}]}
         async with clients[i % CLIENTS].stream("POST", url, json=body) as response:
             assert response.status_code == 200
             data = b"".join([part async for part in response.aiter_bytes()])

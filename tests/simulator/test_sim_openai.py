@@ -11,7 +11,7 @@ import pytest
 
 from llmrelay.simulator import SimulatorServer, reply_for
 
-MODEL = "gpt-4.1-mini"
+MODEL = "gpt-6.1-terra"
 
 
 def _user(text: str) -> list[dict[str, str]]:
@@ -183,7 +183,7 @@ async def test_responses_stream_truncated_ends_incomplete(openai_client: openai.
 
 async def test_models_list(openai_client: openai.AsyncOpenAI) -> None:
     models = await openai_client.models.list()
-    assert "gpt-4.1" in [m.id for m in models.data]
+    assert "gpt-6.1-terra" in [m.id for m in models.data]
 
 
 async def test_rate_limit_error_with_retry_after(openai_client: openai.AsyncOpenAI) -> None:

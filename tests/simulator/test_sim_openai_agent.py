@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from llmrelay.simulator import SimulatorServer
+from tests.support import OPENAI_MODEL
 
-MODEL = "gpt-4.1-mini"
+MODEL = OPENAI_MODEL
 WEATHER = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},

@@ -47,7 +47,7 @@ def test_parse_directives() -> None:
     )
     assert (d.fault, d.retry_after, d.times, d.tokens, d.tps, d.ttft_ms) == ("429", 2.5, 2, 7, 100.0, 20.0)
     assert parse_directives("[[sim:cut after=3]]").fault == "cut"
-    assert parse_directives("[[sim:fault=503 provider=OpenAI model=gpt-4.1]]").provider == "openai"
+    assert parse_directives("[[sim:fault=503 provider=OpenAI model=gpt-6.1-terra]]").provider == "openai"
     assert parse_directives("[[sim:fault=503 provider=openai model=GPT-X]]").model == "GPT-X"
     assert parse_directives("no directives here") == parse_directives("")
     # unparsable values and unknown keys are ignored
@@ -59,7 +59,7 @@ def test_prompt_extraction_openai_chat() -> None:
     call = parse_call(
         "chat",
         {
-            "model": "gpt-4.1",
+            "model": "gpt-6.1-terra",
             "messages": [
                 {"role": "system", "content": "be brief please"},
                 {"role": "user", "content": "first question"},
@@ -79,7 +79,7 @@ def test_prompt_extraction_openai_chat() -> None:
     assert call.prompt_tokens == 3 + 2 + 2 + 2
     assert call.max_tokens == 5  # max_completion_tokens wins
     assert call.stream and call.include_usage
-    assert call.model == "gpt-4.1"
+    assert call.model == "gpt-6.1-terra"
 
 
 def test_prompt_extraction_responses_anthropic_gemini() -> None:
@@ -127,7 +127,7 @@ def test_prompt_extraction_responses_anthropic_gemini() -> None:
             "systemInstruction": {"parts": [{"text": "sys"}]},
             "generationConfig": {"maxOutputTokens": 4},
         },
-        model="gemini-2.0-flash",
+        model="gemini-3.8-flash",
         stream=True,
     )
     assert (gem.provider, gem.prompt, gem.prompt_tokens, gem.max_tokens, gem.stream) == (

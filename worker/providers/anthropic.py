@@ -154,6 +154,9 @@ class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
 
     _translate = staticmethod(_translate)
 
+    async def _list_models(self) -> set[str]:
+        # GET /v1/models, paged by the SDK on has_more/last_id (platform.claude.com/docs/en/api/models-list).
+        return {model.id async for model in self._client.models.list()}
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         params, extra = _params(call.request, call.model)
@@ -247,8 +250,6 @@ def _ratelimit(headers: httpx2.Headers) -> RateLimitInfo:
         reset_tokens_s=_common.seconds_until(headers.get("anthropic-ratelimit-tokens-reset")),
         retry_after_s=_common.parse_retry_after(headers),
     )
-
-
 
 
 def _params(request: LLMRequest, model: ModelInfo) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -405,8 +406,10 @@ def _tool_choice(request: LLMRequest) -> dict[str, Any] | None:
 def _output_format(request: LLMRequest) -> dict[str, Any] | None:
     fmt = request.response_format
     if isinstance(fmt, JSONObjectFormat):
-        raise _common.refused(PROVIDER,
-            "response_format", "the Messages API has no free-form JSON mode; send a json_schema format"
+        raise _common.refused(
+            PROVIDER,
+            "response_format",
+            "the Messages API has no free-form JSON mode; send a json_schema format",
         )
     if not isinstance(fmt, JSONSchemaFormat):
         return None

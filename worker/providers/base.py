@@ -116,6 +116,8 @@ class ProviderAdapter(Protocol):
 
     async def embed(self, call: EmbeddingCall) -> Embedded: ...
 
+    async def served_models(self) -> set[str]: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -151,6 +153,23 @@ class SDKAdapter(ABC, Generic[ClientT]):
     @abstractmethod
     def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         """The SDK call, yielding text deltas and then one StreamEnd."""
+
+    @abstractmethod
+    async def _list_models(self) -> set[str]:
+        """The SDK's model listing: the ids the provider serves to this key."""
+
+    async def served_models(self) -> set[str]:
+        """The model ids the provider lists for the configured key; a failure is a ``shared`` error."""
+        if not self._has_key:
+            raise AuthenticationError(
+                f"no API key configured for {self.name}", data={"provider": self.name, "status": None}
+            )
+        try:
+            return await self._list_models()
+        except LLMRelayError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from None
 
     async def complete(self, call: ProviderCall) -> Completion:
         return await drain(self.stream(call), self.name)

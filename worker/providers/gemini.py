@@ -191,6 +191,11 @@ class GeminiAdapter(SDKAdapter[genai.Client]):
             tokens += counted if counted is not None else sum(estimate_input_tokens(t) for t in batch)
         return Embedded(vectors, tokens)
 
+    async def _list_models(self) -> set[str]:
+        # GET /v1beta/models lists base models as "models/<id>" (ai.google.dev/api/models, models.list).
+        pager = await self._client.aio.models.list()
+        return {(model.name or "").removeprefix("models/") async for model in pager} - {""}
+
     async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         system, contents = _contents(call.request)
         config = build_config(call, system)
@@ -265,8 +270,6 @@ def _retry_delay(details: object) -> float | None:
     return None
 
 
-
-
 # -- the request -----------------------------------------------------------------------------------
 
 
@@ -332,7 +335,8 @@ def _user_part(part: TextPart | ImagePart | DocumentPart, field: str) -> types.P
         return types.Part.from_bytes(data=raw, mime_type=media_type)
     guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
     if guessed is None or not guessed.startswith("image/"):
-        raise _common.refused(PROVIDER,
+        raise _common.refused(
+            PROVIDER,
             f"{field}.url",
             "Gemini needs an image URL's media type: use a URL ending in .png, .jpg, .gif or .webp, "
             "or send the image as data",
@@ -386,8 +390,10 @@ def _tools(request: LLMRequest) -> dict[str, Any]:
     else:
         mode = types.FunctionCallingConfigMode.AUTO
     if request.parallel_tool_calls is False and mode != types.FunctionCallingConfigMode.NONE:
-        raise _common.refused(PROVIDER,
-            "parallel_tool_calls", "Gemini has no way to turn parallel tool calls off; leave it unset"
+        raise _common.refused(
+            PROVIDER,
+            "parallel_tool_calls",
+            "Gemini has no way to turn parallel tool calls off; leave it unset",
         )
     calling = types.FunctionCallingConfig(mode=mode, allowed_function_names=allowed)
     return {
@@ -424,8 +430,10 @@ def _media_resolution(request: LLMRequest) -> types.MediaResolution | None:
         if isinstance(part, ImagePart) and part.detail in _RESOLUTION
     }
     if len(details) > 1:
-        raise _common.refused(PROVIDER,
-            "detail", "Gemini sets one media resolution per request: give every image the same detail"
+        raise _common.refused(
+            PROVIDER,
+            "detail",
+            "Gemini sets one media resolution per request: give every image the same detail",
         )
     return _RESOLUTION[details.pop()] if details else None
 
@@ -443,8 +451,10 @@ def _options(request: LLMRequest, ours: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in parsed.model_fields_set:
         if key in _RESERVED_OPTIONS or key in ours:
-            raise _common.refused(PROVIDER,
-                f"provider_options.gemini.{key}", "set by llmrelay from the request; it cannot be overridden"
+            raise _common.refused(
+                PROVIDER,
+                f"provider_options.gemini.{key}",
+                "set by llmrelay from the request; it cannot be overridden",
             )
         out[key] = getattr(parsed, key)
     return out

@@ -103,8 +103,8 @@ _ERROR_CODE_STATUS: dict[str, int] = {
 EMBEDDING_MAX_INPUTS = 2048
 EMBEDDING_MAX_TOKENS = 300_000
 
-#: Model families that take a reasoning effort (the reasoning guide: o-series and gpt-5); others refuse it.
-_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+#: Model families that take a reasoning effort (the reasoning guide: o-series, gpt-5, gpt-6); others refuse.
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 #: What the adapter sets itself or keeps stateless (no stored or server-side conversation);
 #: ``provider_options`` may not replace it.
@@ -172,6 +172,10 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
             vectors += [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]
             tokens += result.usage.prompt_tokens
         return Embedded(vectors, tokens, ratelimit)
+
+    async def _list_models(self) -> set[str]:
+        # GET /v1/models, paged by the SDK (developers.openai.com/api/reference/resources/models).
+        return {model.id async for model in self._client.models.list()}
 
     def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         return self._stream_responses(call) if call.model.api == "responses" else self._stream_chat(call)
