@@ -28,6 +28,8 @@ OPENAI_REASONING_MODEL = "gpt-5"
 ANTHROPIC_MODEL = "claude-3-5-sonnet"
 GEMINI_MODEL = "gemini-2.0-flash"
 MODEL_OF = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "gemini": GEMINI_MODEL}
+#: A Gemini model that thinks and signs its function calls (Gemini 3 and later require the signature back).
+GEMINI_THINKING_MODEL = "gemini-3-flash-preview"
 
 #: The product's default lease (``LLMRELAY_LEASE_SECONDS``), which a worker renews in time even on a busy
 #: machine; the queue tests' fixtures use a much shorter one, for the tests of reclaim.
