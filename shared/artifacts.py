@@ -36,13 +36,16 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from llmrelay.shared import keys
 from llmrelay.shared.models import LLMRequest, Message
 from llmrelay.shared.payloads import PayloadError, load_object
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 #: Bumped when the record's shape changes: a record of another version reads as missing.
 VERSION = 1
@@ -96,13 +99,9 @@ def _is_base64(value: object) -> bool:
 def conversation_digest(request: LLMRequest, provider: str, model: str, messages: Sequence[Message]) -> str:
     """The scope of the calls an assistant turn makes after ``messages``: who asks, on which model,
     after which conversation (every field of every message, in a canonical form)."""
-    digest = hashlib.sha256()
-    for part in (provider, model, request.source_agent or "", request.session_id or ""):
-        digest.update(part.encode())
-        digest.update(b"\x00")
+    digest = _scope_start(request, provider, model)
     for message in messages:
-        digest.update(orjson.dumps(message.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
-        digest.update(b"\x00")
+        _add(digest, message)
     return digest.hexdigest()
 
 
@@ -112,14 +111,32 @@ def artifact_key(provider: str, scope: str, call_id: str) -> str:
 
 
 def turn_scopes(request: LLMRequest, provider: str, model: str) -> dict[str, str]:
-    """Each tool call id of the request's assistant turns -> the scope it was stored in."""
+    """Each tool call id of the request's assistant turns -> the scope it was stored in (one pass: each
+    turn's scope is the running digest of the messages before it)."""
     out: dict[str, str] = {}
-    for position, message in enumerate(request.messages):
+    if not any(message.tool_calls for message in request.messages):
+        return out
+    digest = _scope_start(request, provider, model)
+    for message in request.messages:
         if message.tool_calls:
-            scope = conversation_digest(request, provider, model, request.messages[:position])
+            scope = digest.copy().hexdigest()
             for call in message.tool_calls:
                 out[call.id] = scope
+        _add(digest, message)
     return out
+
+
+def _scope_start(request: LLMRequest, provider: str, model: str) -> HASH:
+    digest = hashlib.sha256()
+    for part in (provider, model, request.source_agent or "", request.session_id or ""):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return digest
+
+
+def _add(digest: HASH, message: Message) -> None:
+    digest.update(orjson.dumps(message.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
+    digest.update(b"\x00")
 
 
 __all__ = [

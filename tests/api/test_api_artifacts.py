@@ -272,3 +272,13 @@ async def test_thinking_turn_sent_without_its_thinking_block_is_the_providers_40
                 await llm.complete(request)
     finally:
         await worker.stop(grace=2)
+
+
+async def test_a_garbled_record_reads_as_missing(sdk: openai.AsyncOpenAI, store: redis.Redis) -> None:
+    messages: list[Any] = [{"role": "user", "content": PROMPT}]
+    first = await _turn(sdk, GEMINI_THINKING_MODEL, messages, stream=True)
+    for key in _artifact_keys(store, "gemini"):
+        store.set(key, b'{"v": 1, "sig": "not base64!"}', keepttl=True)
+
+    with pytest.raises(openai.BadRequestError, match="missing a thought_signature"):
+        await _turn(sdk, GEMINI_THINKING_MODEL, _answered(messages, first), stream=True)
