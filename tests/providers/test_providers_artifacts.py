@@ -114,11 +114,35 @@ def test_anthropic_keeps_redacted_thinking_and_puts_every_block_first() -> None:
 
 def test_openai_asks_reasoning_models_only_for_encrypted_reasoning() -> None:
     request = LLMRequest.model_validate({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]})
-    assert openai_adapter._reasoning_include(request, "gpt-5-2025-08-07", {}) == {
+    assert openai_adapter._reasoning_include(request, "gpt-5-2025-08-07") == {
         "include": ["reasoning.encrypted_content"]
     }
-    assert openai_adapter._reasoning_include(request, "gpt-4.1", {}) == {}
+    assert openai_adapter._reasoning_include(request, "gpt-4.1") == {}
     options = request.model_copy(update={"provider_options": {"openai": {"include": ["x"]}}})
     with pytest.raises(InvalidRequestError) as caught:
-        openai_adapter._reasoning_include(options, "gpt-5", {})
+        openai_adapter._reasoning_include(options, "gpt-5")
     assert caught.value.data["field"] == "provider_options.openai.include"
+
+
+def test_openai_puts_reasoning_before_the_turns_text_and_each_call() -> None:
+    request = LLMRequest.model_validate(
+        {
+            "model": "gpt-5",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": "Looking.",
+                    "tool_calls": [{"id": "c1", "name": "weather"}, {"id": "c2", "name": "weather"}],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "1"},
+                {"role": "tool", "tool_call_id": "c2", "content": "2"},
+            ],
+        }
+    )
+    rs = {"type": "reasoning", "id": "rs_1", "encrypted_content": "e", "summary": []}
+    rs2 = {**rs, "id": "rs_2"}
+    kept = {"c1": CallArtifacts(blocks=(rs,)), "c2": CallArtifacts(blocks=(rs2,))}
+    _, items = openai_adapter._responses_input(request, kept)
+    order = [dict(i).get("id") or dict(i).get("call_id") or dict(i).get("role") for i in items]
+    assert order == ["user", "rs_1", "assistant", "c1", "rs_2", "c2", "c1", "c2"]

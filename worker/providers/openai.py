@@ -213,7 +213,7 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
         request = call.request
         instructions, items = _responses_input(request, call.artifacts)
         params = _responses_params(request, call.model.api_id)
-        params.update(_reasoning_include(request, call.model.api_id, params))
+        params.update(_reasoning_include(request, call.model.api_id))
         stream = await self._client.responses.create(
             model=call.model.api_id,
             input=items,
@@ -454,7 +454,7 @@ def _options(request: LLMRequest, params: Mapping[str, Any]) -> dict[str, Any] |
     return dict(options)
 
 
-def _reasoning_include(request: LLMRequest, api_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def _reasoning_include(request: LLMRequest, api_id: str) -> dict[str, Any]:
     """Ask a reasoning model for its reasoning items' encrypted content (the only way to pass them back
     with ``store=False``); ``provider_options`` may not set ``include`` beside it."""
     if not api_id.startswith(_REASONING_PREFIXES):
@@ -494,10 +494,14 @@ def _responses_input(
                 {"type": "function_call_output", "call_id": message.tool_call_id, "output": message.text}
             )
         elif message.role == "assistant" and message.tool_calls:
+            # Reasoning came first in the reply, before its text: the first call's goes back there.
+            kept = [_kept_reasoning(c, artifacts or {}) for c in message.tool_calls]
             if message.text:
+                items.extend(kept[0])
                 items.append({"role": "assistant", "content": message.text})
-            for c in message.tool_calls:
-                items.extend(_kept_reasoning(c, artifacts or {}))
+                kept[0] = []
+            for c, reasoning in zip(message.tool_calls, kept, strict=True):
+                items.extend(reasoning)
                 items.append(
                     {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": _arguments(c)}
                 )
