@@ -51,7 +51,11 @@ TOOLS = [
         "function": {
             "name": name,
             "description": f"The {name} of a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
     for name in ("weather", "time")
@@ -93,7 +97,11 @@ async def _turn(sdk: openai.AsyncOpenAI, model: str, messages: list[Any], stream
         completion = await sdk.chat.completions.create(model=model, messages=messages, tools=TOOLS, **fields)
         message = completion.choices[0].message
         calls = [c.model_dump(exclude_none=True) for c in message.tool_calls or ()]
-        return {"content": message.content, "tool_calls": calls, "finish": completion.choices[0].finish_reason}
+        return {
+            "content": message.content,
+            "tool_calls": calls,
+            "finish": completion.choices[0].finish_reason,
+        }
     text, calls, finish = "", {}, None
     async for chunk in await sdk.chat.completions.create(
         model=model, messages=messages, tools=TOOLS, stream=True, **fields
@@ -233,9 +241,7 @@ async def test_artifacts_expire_with_the_result_ttl(
     ],
     ids=["other-agent", "other-session"],
 )
-async def test_one_callers_artifacts_are_not_anothers(
-    sdk: openai.AsyncOpenAI, other: dict[str, Any]
-) -> None:
+async def test_one_callers_artifacts_are_not_anothers(sdk: openai.AsyncOpenAI, other: dict[str, Any]) -> None:
     messages: list[Any] = [{"role": "user", "content": PROMPT}]
     mine = {"extra_body": {"source_agent": "agent-a", "session_id": "s-1"}}
     first = await _turn(sdk, GEMINI_THINKING_MODEL, messages, stream=False, **mine)
@@ -259,11 +265,15 @@ async def test_thinking_turn_sent_without_its_thinking_block_is_the_providers_40
     simulated Anthropic API refuses it as the real one does, proving it requires the blocks."""
     history = [
         Message(role="user", content=PROMPT),
-        Message(role="assistant", tool_calls=[{"id": "toolu_x", "name": "weather", "arguments": {"city": "a"}}]),
+        Message(
+            role="assistant", tool_calls=[{"id": "toolu_x", "name": "weather", "arguments": {"city": "a"}}]
+        ),
         Message(role="tool", tool_call_id="toolu_x", content="fine"),
     ]
     tools = [Tool(name="weather", parameters=TOOLS[0]["function"]["parameters"])]
-    request = LLMRequest(model=ANTHROPIC_MODEL, messages=history, tools=tools, reasoning=Reasoning(effort="low"))
+    request = LLMRequest(
+        model=ANTHROPIC_MODEL, messages=history, tools=tools, reasoning=Reasoning(effort="low")
+    )
     worker = Worker(artifact_settings, concurrency=2)
     await worker.start()
     try:

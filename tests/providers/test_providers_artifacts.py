@@ -22,7 +22,9 @@ from llmrelay.worker.providers.base import ToolCallArtifact, ToolCallDelta
 
 Make = Callable[..., ProviderAdapter]
 TOOL = {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
-GEMINI_3 = ModelInfo("gemini-3-flash-preview", "gemini", "gemini-3-flash-preview", 0.5, 3.0, 1048576, 65536, "fast")
+GEMINI_3 = ModelInfo(
+    "gemini-3-flash-preview", "gemini", "gemini-3-flash-preview", 0.5, 3.0, 1048576, 65536, "fast"
+)
 
 
 def _model(settings: Settings, name: str) -> ModelInfo:
@@ -103,13 +105,22 @@ def test_anthropic_keeps_redacted_thinking_and_puts_every_block_first() -> None:
             "model": "claude-3-5-sonnet",
             "messages": [
                 {"role": "user", "content": "hi"},
-                {"role": "assistant", "content": "Let me look.", "tool_calls": [{"id": "t1", "name": "weather"}]},
+                {
+                    "role": "assistant",
+                    "content": "Let me look.",
+                    "tool_calls": [{"id": "t1", "name": "weather"}],
+                },
                 {"role": "tool", "tool_call_id": "t1", "content": "sunny"},
             ],
         }
     )
     _, messages = anthropic_adapter._messages(request, {"t1": CallArtifacts(blocks=kept)})
-    assert [b["type"] for b in messages[1]["content"]] == ["thinking", "redacted_thinking", "text", "tool_use"]
+    assert [b["type"] for b in messages[1]["content"]] == [
+        "thinking",
+        "redacted_thinking",
+        "text",
+        "tool_use",
+    ]
 
 
 def test_openai_asks_reasoning_models_only_for_encrypted_reasoning() -> None:

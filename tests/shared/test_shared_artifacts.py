@@ -32,7 +32,12 @@ def _request(**fields: object) -> LLMRequest:
 
 
 @pytest.mark.parametrize(
-    "artifacts", [CallArtifacts(signature="c2lnbmF0dXJl"), CallArtifacts(blocks=(THOUGHT,)), CallArtifacts("YQ==", (THOUGHT,))]
+    "artifacts",
+    [
+        CallArtifacts(signature="c2lnbmF0dXJl"),
+        CallArtifacts(blocks=(THOUGHT,)),
+        CallArtifacts("YQ==", (THOUGHT,)),
+    ],
 )
 def test_records_round_trip(artifacts: CallArtifacts) -> None:
     assert decode_artifacts(encode_artifacts(artifacts)) == artifacts
@@ -56,7 +61,9 @@ def test_what_is_not_a_record_is_refused(raw: bytes) -> None:
 def test_the_scope_is_caller_model_and_conversation() -> None:
     request = _request(source_agent="a", session_id="s")
     base = conversation_digest(request, "gemini", "m", request.messages[:1])
-    assert base == conversation_digest(_request(source_agent="a", session_id="s"), "gemini", "m", request.messages[:1])
+    assert base == conversation_digest(
+        _request(source_agent="a", session_id="s"), "gemini", "m", request.messages[:1]
+    )
     others = {
         conversation_digest(_request(source_agent="b", session_id="s"), "gemini", "m", request.messages[:1]),
         conversation_digest(_request(source_agent="a", session_id="t"), "gemini", "m", request.messages[:1]),
@@ -72,7 +79,9 @@ def test_each_call_is_scoped_by_the_conversation_before_its_turn() -> None:
     scopes = turn_scopes(request, "openai", "m")
     assert scopes["a"] == scopes["b"] == conversation_digest(request, "openai", "m", request.messages[:1])
     assert scopes["c"] == conversation_digest(request, "openai", "m", request.messages[:4])
-    assert turn_scopes(LLMRequest(model="m", messages=[Message(role="user", content="x")]), "openai", "m") == {}
+    assert (
+        turn_scopes(LLMRequest(model="m", messages=[Message(role="user", content="x")]), "openai", "m") == {}
+    )
 
 
 def test_the_key_hashes_the_call_id_under_the_providers_tag() -> None:

@@ -49,13 +49,17 @@ async def test_gemini_thinking_model_signs_the_first_call_and_requires_it_back(
     genai_client: genai.Client,
 ) -> None:
     ask = types.Content(role="user", parts=[types.Part(text="weather and time [[sim:calls=2]]")])
-    reply = await genai_client.aio.models.generate_content(model=THINKING, contents=[ask], config=_gemini_config())
+    reply = await genai_client.aio.models.generate_content(
+        model=THINKING, contents=[ask], config=_gemini_config()
+    )
     content = reply.candidates[0].content
     assert [bool(p.thought_signature) for p in content.parts] == [True, False]
 
     # The whole reply sent back, as the SDK's own history does it: accepted.
     history = [ask, content, _answers(content)]
-    again = await genai_client.aio.models.generate_content(model=THINKING, contents=history, config=_gemini_config())
+    again = await genai_client.aio.models.generate_content(
+        model=THINKING, contents=history, config=_gemini_config()
+    )
     assert again.text
 
     stripped = content.model_copy(deep=True)
@@ -78,7 +82,10 @@ def _gemini_body(signature: Any, args: Any, *, later_user_text: bool = False) ->
         {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"ok": 1}}}]},
     ]
     if later_user_text:
-        contents += [{"role": "model", "parts": [{"text": "fine"}]}, {"role": "user", "parts": [{"text": "more"}]}]
+        contents += [
+            {"role": "model", "parts": [{"text": "fine"}]},
+            {"role": "user", "parts": [{"text": "more"}]},
+        ]
     return {"contents": contents}
 
 
@@ -160,7 +167,12 @@ async def test_openai_responses_returns_encrypted_reasoning_and_verifies_it(
     assert call.type == "function_call"
 
     result = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
-    kept = {"type": "reasoning", "id": reasoning.id, "encrypted_content": reasoning.encrypted_content, "summary": []}
+    kept = {
+        "type": "reasoning",
+        "id": reasoning.id,
+        "encrypted_content": reasoning.encrypted_content,
+        "summary": [],
+    }
     fc = {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
     ask = {"role": "user", "content": "weather?"}
     again = await openai_client.responses.create(
@@ -168,7 +180,9 @@ async def test_openai_responses_returns_encrypted_reasoning_and_verifies_it(
     )
     assert again.output[-1].type == "message"
     # Without its reasoning item the call's output is still accepted, as by the real API.
-    await openai_client.responses.create(model="gpt-5", input=[ask, fc, result], tools=[OPENAI_TOOL], store=False)
+    await openai_client.responses.create(
+        model="gpt-5", input=[ask, fc, result], tools=[OPENAI_TOOL], store=False
+    )
 
     forged = {**kept, "encrypted_content": "Zm9yZ2Vk"}
     with pytest.raises(openai.BadRequestError, match="could not be verified"):
