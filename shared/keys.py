@@ -61,6 +61,12 @@ def rate(provider: Provider | str, scope: str, kind: str) -> str:
     return f"{tag(provider)}:rl:{scope}:{kind}"
 
 
+def tool_artifacts(provider: Provider | str, digest: str) -> str:
+    """String: what the provider attached to one tool call and wants back (``shared.artifacts``), for
+    the result TTL; ``digest`` hashes the call id with its caller, model and conversation."""
+    return f"{tag(provider)}:art:{digest}"
+
+
 def stream_reader(request_id: str) -> str:
     """Token of the façade stream that last started relaying a request: a resume on any replica
     replaces it, which tells the replica the client left that its pending cancel is void."""

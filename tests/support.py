@@ -32,6 +32,8 @@ MODEL_OF = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "gemini": GEMI
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 EMBEDDING_MODEL_OF = {"openai": OPENAI_EMBEDDING_MODEL, "gemini": GEMINI_EMBEDDING_MODEL}
+#: A Gemini model that thinks and signs its function calls (Gemini 3 and later require the signature back).
+GEMINI_THINKING_MODEL = GEMINI_MODEL
 
 #: The product's default lease (``LLMRELAY_LEASE_SECONDS``), which a worker renews in time even on a busy
 #: machine; the queue tests' fixtures use a much shorter one, for the tests of reclaim.

@@ -39,6 +39,7 @@ from llmrelay.shared.models import LLMRequest, LLMResponse
 from llmrelay.shared.redaction import redact
 from llmrelay.shared.scripts import LuaScript
 from llmrelay.shared.settings import Settings
+from llmrelay.worker.artifacts import ArtifactStore
 from llmrelay.worker.output import parsed_output
 from llmrelay.worker.providers.base import (
     Completion,
@@ -97,6 +98,7 @@ class JobRunner:
         self._limiter = limiter
         self._metrics = metrics
         self._consumer = consumer
+        self._artifacts = ArtifactStore(redis, settings.result_ttl)
 
     async def run(
         self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes], running: Running
@@ -328,6 +330,7 @@ class JobRunner:
             request=request,
             timeout=max(0.001, job.deadline - time.time()),
             headers=request.context.headers(),
+            artifacts=await self._artifacts.load(request, model, log),
         )
         accumulator = StreamAccumulator(model.provider)
         relay = job.stream
@@ -348,6 +351,8 @@ class JobRunner:
             and end.ratelimit.reset_requests_s
         ):
             await self._limiter.pause(model.provider, end.ratelimit.reset_requests_s, "remaining requests 0")
+        # Kept before the caller can see the calls, so that its next turn finds them.
+        await self._artifacts.save(request, model, done.artifacts)
         called = bool(done.tool_calls)
         parsed = parsed_output(request, done.text, called_tools=called, provider=model.provider)
         return self._response(job, model, done, attempts, parsed)

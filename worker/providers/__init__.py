@@ -14,6 +14,7 @@ from llmrelay.worker.providers.base import (
     StreamAccumulator,
     StreamEnd,
     StreamItem,
+    ToolCallArtifact,
     ToolCallDelta,
     drain,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "StreamAccumulator",
     "StreamEnd",
     "StreamItem",
+    "ToolCallArtifact",
     "ToolCallDelta",
     "build_adapter",
     "drain",

@@ -22,6 +22,12 @@ How the portable request maps to the Messages API (``anthropic`` 2.15, ``resourc
   refused.
 - ``provider_options["anthropic"]`` is merged into the body; a key the adapter sets itself is refused
   (a dict-valued key merges where the keys do not collide).
+- Thinking and tool use: with thinking on, a reply that calls tools starts with ``thinking`` (or
+  ``redacted_thinking``) blocks, and the assistant turn sent back must start with them, unmodified
+  (platform.claude.com/docs/en/build-with-claude/extended-thinking, "Preserving thinking blocks", read
+  2026-12-01). The stream reader gathers those blocks (``thinking_delta`` text, then the
+  ``signature_delta``) and yields them as the first following call's ``ToolCallArtifact``; given back in
+  ``ProviderCall.artifacts``, they open that assistant turn again, before its text and ``tool_use``.
 - Usage: the API's ``input_tokens`` leaves out the cache, so ``prompt_tokens`` adds
   ``cache_read_input_tokens`` and ``cache_creation_input_tokens``; ``cached_prompt_tokens`` is the cache
   read; ``reasoning_tokens`` is ``output_tokens_details.thinking_tokens``.
@@ -49,10 +55,15 @@ from anthropic.types import (
     RawMessageDeltaEvent,
     RawMessageStartEvent,
     RawMessageStopEvent,
+    RedactedThinkingBlock,
+    SignatureDelta,
     TextDelta,
+    ThinkingBlock,
+    ThinkingDelta,
     ToolUseBlock,
 )
 
+from llmrelay.shared.artifacts import CallArtifacts
 from llmrelay.shared.catalog import ModelInfo, Provider
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import (
@@ -75,6 +86,7 @@ from llmrelay.worker.providers.base import (
     RateLimitInfo,
     StreamEnd,
     StreamItem,
+    ToolCallArtifact,
     ToolCallDelta,
 )
 
@@ -159,7 +171,7 @@ class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
         return {model.id async for model in self._client.models.list()}
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        params, extra = _params(call.request, call.model)
+        params, extra = _params(call.request, call.model, call.artifacts)
         stream = await self._client.messages.create(
             **params,
             stream=True,
@@ -174,6 +186,7 @@ class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
         stopped = False
         #: content block index -> tool call index (text and thinking blocks share the block indexes).
         calls: dict[int, int] = {}
+        thinking = _ThinkingBlocks()
         async with stream:
             ratelimit = _ratelimit(stream.response.headers)
             async for event in stream:
@@ -184,6 +197,8 @@ class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
                             yield delta.text
                     elif isinstance(delta, InputJSONDelta) and delta.partial_json and event.index in calls:
                         yield ToolCallDelta(calls[event.index], arguments=delta.partial_json)
+                    elif isinstance(delta, ThinkingDelta | SignatureDelta):
+                        thinking.delta(event.index, delta)
                 elif isinstance(event, RawContentBlockStartEvent):
                     block = event.content_block
                     if isinstance(block, ToolUseBlock):
@@ -191,6 +206,11 @@ class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
                         # A streamed tool_use starts with an empty input that input_json_delta fills in.
                         whole = orjson.dumps(block.input).decode() if block.input else ""
                         yield ToolCallDelta(calls[event.index], block.id, block.name, whole)
+                        kept = thinking.take()
+                        if kept:
+                            yield ToolCallArtifact(calls[event.index], CallArtifacts(blocks=kept))
+                    elif isinstance(block, ThinkingBlock | RedactedThinkingBlock):
+                        thinking.start(event.index, block)
                 elif isinstance(event, RawMessageStartEvent):
                     message = event.message
                     api_model = message.model
@@ -209,6 +229,37 @@ class AnthropicAdapter(GeneratedSDKAdapter[anthropic.AsyncAnthropic]):
         reasoning = min(reasoning_tokens, completion_tokens)
         usage = Usage.of(prompt.total, completion_tokens, cached=prompt.cache_read, reasoning=reasoning)
         yield StreamEnd(_common.finish_reason(stop_reason, _FINISH), usage, api_model, ratelimit)
+
+
+class _ThinkingBlocks:
+    """The thinking blocks of a streamed reply not yet tied to a tool call, as the API wants them back:
+    ``thinking`` with its text and signature (each streamed in deltas), ``redacted_thinking`` whole."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, dict[str, Any]] = {}
+
+    def start(self, index: int, block: ThinkingBlock | RedactedThinkingBlock) -> None:
+        if isinstance(block, RedactedThinkingBlock):
+            self._blocks[index] = {"type": "redacted_thinking", "data": block.data}
+        else:
+            thought = {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+            self._blocks[index] = thought
+
+    def delta(self, index: int, delta: ThinkingDelta | SignatureDelta) -> None:
+        block = self._blocks.get(index)
+        if block is None or block["type"] != "thinking":
+            return
+        if isinstance(delta, ThinkingDelta):
+            block["thinking"] += delta.thinking
+        else:
+            block["signature"] += delta.signature
+
+    def take(self) -> tuple[dict[str, Any], ...]:
+        blocks = tuple(block for _, block in sorted(self._blocks.items()))
+        self._blocks.clear()
+        return blocks
 
 
 class _PromptTokens:
@@ -252,11 +303,13 @@ def _ratelimit(headers: httpx2.Headers) -> RateLimitInfo:
     )
 
 
-def _params(request: LLMRequest, model: ModelInfo) -> tuple[dict[str, Any], dict[str, Any]]:
+def _params(
+    request: LLMRequest, model: ModelInfo, artifacts: Mapping[str, CallArtifacts] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The SDK's named arguments for this request, and the body fields it has no argument for."""
     if request.seed is not None:
         raise _refuse("seed", "the Messages API has no seed")
-    system, messages = _messages(request)
+    system, messages = _messages(request, artifacts or {})
     thinking, max_tokens = _thinking(request, model)
     params: dict[str, Any] = {"model": model.api_id, "messages": messages, "max_tokens": max_tokens}
     if system is not None:
@@ -289,7 +342,9 @@ def _params(request: LLMRequest, model: ModelInfo) -> tuple[dict[str, Any], dict
     return params, extra
 
 
-def _messages(request: LLMRequest) -> tuple[str | None, list[dict[str, Any]]]:
+def _messages(
+    request: LLMRequest, artifacts: Mapping[str, CallArtifacts]
+) -> tuple[str | None, list[dict[str, Any]]]:
     """System messages are joined into ``system``; the rest is the conversation, with each turn's tool
     results leading the one user message after it (the API refuses them anywhere else)."""
     system: list[str] = []
@@ -319,7 +374,7 @@ def _messages(request: LLMRequest) -> tuple[str | None, list[dict[str, Any]]]:
             results = None
         else:
             results = None
-            messages.append({"role": "assistant", "content": _assistant(message)})
+            messages.append({"role": "assistant", "content": _assistant(message, artifacts)})
     return ("\n\n".join(system) if system else None), messages
 
 
@@ -329,16 +384,28 @@ def _text_content(message: Message) -> str | list[dict[str, Any]]:
     return [{"type": "text", "text": part.text} for part in message.parts if isinstance(part, TextPart)]
 
 
-def _assistant(message: Message) -> str | list[dict[str, Any]]:
+def _assistant(message: Message, artifacts: Mapping[str, CallArtifacts]) -> str | list[dict[str, Any]]:
     if not message.tool_calls:
         return message.text
+    blocks = _kept_thinking(message, artifacts)
     # The API refuses empty text blocks: a turn that only calls tools has none.
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+    if message.text:
+        blocks.append({"type": "text", "text": message.text})
     blocks.extend(
         {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
         for call in message.tool_calls
     )
     return blocks
+
+
+def _kept_thinking(message: Message, artifacts: Mapping[str, CallArtifacts]) -> list[dict[str, Any]]:
+    """The thinking blocks this turn's calls came with, in their order: they open the turn again."""
+    out: list[dict[str, Any]] = []
+    for call in message.tool_calls or ():
+        kept = artifacts.get(call.id)
+        if kept is not None:
+            out.extend(dict(block) for block in kept.blocks)
+    return out
 
 
 def _blocks(message: Message, index: int) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
@@ -12,6 +12,7 @@ import httpx2
 import orjson
 from pydantic import ValidationError
 
+from llmrelay.shared.artifacts import CallArtifacts
 from llmrelay.shared.catalog import ModelInfo, Provider
 from llmrelay.shared.embeddings import EmbeddingRequest
 from llmrelay.shared.errors import AuthenticationError, InvalidRequestError, LLMRelayError, ProviderError
@@ -22,12 +23,14 @@ from llmrelay.worker.providers import _common
 
 @dataclass(slots=True)
 class ProviderCall:
-    """One attempt at one model: the request, the catalog entry, the time left, the A2A headers."""
+    """One attempt at one model: the request, the catalog entry, the time left, the A2A headers, and
+    what this model attached to the request's earlier tool calls (by call id), to be sent back."""
 
     model: ModelInfo
     request: LLMRequest
     timeout: float
     headers: dict[str, str] = field(default_factory=dict)
+    artifacts: Mapping[str, CallArtifacts] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -76,9 +79,18 @@ class ToolCallDelta:
     arguments: str = ""
 
 
+@dataclass(slots=True)
+class ToolCallArtifact:
+    """What the provider attached to one tool call of the reply and wants back on the next turn
+    (``shared.artifacts``): kept by the worker, never relayed to the caller."""
+
+    call_index: int
+    artifacts: CallArtifacts
+
+
 #: What an adapter stream yields: text deltas and tool-call deltas, in the order the provider sent
-#: them, then one ``StreamEnd``.
-StreamItem: TypeAlias = str | ToolCallDelta | StreamEnd
+#: them, any tool-call artifacts, then one ``StreamEnd``.
+StreamItem: TypeAlias = str | ToolCallDelta | ToolCallArtifact | StreamEnd
 
 
 @dataclass(slots=True)
@@ -89,6 +101,8 @@ class Completion:
     end: StreamEnd
     first_token_at: float | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    #: Tool call id -> what the provider attached to that call.
+    artifacts: dict[str, CallArtifacts] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -237,12 +251,13 @@ class StreamAccumulator:
     protocol, and so do tool-call arguments that do not join into a JSON object: a ``ProviderError``.
     """
 
-    __slots__ = ("_calls", "_end", "_first_at", "_parts", "_provider")
+    __slots__ = ("_artifacts", "_calls", "_end", "_first_at", "_parts", "_provider")
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
         self._parts: list[str] = []
         self._calls: dict[int, _PendingCall] = {}
+        self._artifacts: dict[int, CallArtifacts] = {}
         self._end: StreamEnd | None = None
         self._first_at: float | None = None
 
@@ -256,6 +271,9 @@ class StreamAccumulator:
             raise self._broken("the adapter yielded after its final message")
         if isinstance(item, StreamEnd):
             self._end = item
+            return None
+        if isinstance(item, ToolCallArtifact):
+            self._artifacts[item.call_index] = item.artifacts
             return None
         if self._first_at is None:
             self._first_at = time.time()
@@ -272,7 +290,9 @@ class StreamAccumulator:
         if self._end is None:
             raise _common.connection_error(self._provider, "stream ended without a final message")
         calls = [self._finished(index, call) for index, call in sorted(self._calls.items())]
-        return Completion("".join(self._parts), self._end, self._first_at, calls)
+        ids = {index: call.id for index, call in zip(sorted(self._calls), calls, strict=True)}
+        artifacts = {ids[i]: found for i, found in self._artifacts.items() if i in ids and found}
+        return Completion("".join(self._parts), self._end, self._first_at, calls, artifacts)
 
     def _finished(self, index: int, call: _PendingCall) -> ToolCall:
         text = "".join(call.arguments).strip()

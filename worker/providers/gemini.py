@@ -32,8 +32,11 @@ response id and the call's position. Streamed calls come whole, one ``ToolCallDe
 
 The whole request mapping lives here, one reading of Gemini's rules, hence the module's length.
 
-Not yet kept: the ``thought_signature`` newer models put on function-call parts and expect back on
-the next turn (without it those models answer 400 to a tool loop).
+Thought signatures: the ``thought_signature`` a thinking model puts on a function-call part (the first
+of a parallel set) is yielded as that call's ``ToolCallArtifact``; the worker keeps it and hands it back
+in ``ProviderCall.artifacts``, and the call's part carries it again on the next turn, as Gemini 3
+requires (ai.google.dev/gemini-api/docs/thought-signatures, read 2026-12-01). The synthesised call ids
+are what the signature is found by, so they are stable: the response id and the call's position.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from google import genai
 from google.genai import errors, types
 from pydantic import ValidationError
 
+from llmrelay.shared.artifacts import CallArtifacts
 from llmrelay.shared.catalog import Provider
 from llmrelay.shared.embeddings import estimate_input_tokens
 from llmrelay.shared.errors import LLMRelayError
@@ -63,6 +67,7 @@ from llmrelay.shared.models import (
     Message,
     NamedToolChoice,
     TextPart,
+    ToolCall,
     Usage,
 )
 from llmrelay.shared.settings import Settings
@@ -74,6 +79,7 @@ from llmrelay.worker.providers.base import (
     SDKAdapter,
     StreamEnd,
     StreamItem,
+    ToolCallArtifact,
     ToolCallDelta,
 )
 
@@ -197,7 +203,7 @@ class GeminiAdapter(SDKAdapter[genai.Client]):
         return {(model.name or "").removeprefix("models/") async for model in pager} - {""}
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        system, contents = _contents(call.request)
+        system, contents = _contents(call.request, call.artifacts)
         config = build_config(call, system)
         chunks = await self._client.aio.models.generate_content_stream(
             model=call.model.api_id, contents=contents, config=config
@@ -217,6 +223,8 @@ class GeminiAdapter(SDKAdapter[genai.Client]):
                         for part in content.parts:
                             if part.function_call is not None:
                                 yield _call_delta(part.function_call, calls, response_id)
+                                if part.thought_signature:
+                                    yield _signature(part.thought_signature, calls)
                                 calls += 1
                             elif part.text and not part.thought:
                                 yield part.text
@@ -243,6 +251,21 @@ def _call_delta(function_call: types.FunctionCall, index: int, response_id: str 
     call_id = function_call.id or f"call_{response_id or uuid.uuid4().hex}_{index}"
     arguments = orjson.dumps(function_call.args or {}).decode()
     return ToolCallDelta(index, id=call_id, name=function_call.name, arguments=arguments)
+
+
+def _signature(signature: bytes, index: int) -> ToolCallArtifact:
+    """A call part's thought signature, kept as the wire carries it (base64)."""
+    return ToolCallArtifact(index, CallArtifacts(signature=base64.b64encode(signature).decode()))
+
+
+def _function_call_part(call: ToolCall, artifacts: Mapping[str, CallArtifacts]) -> types.Part:
+    """An earlier call as a ``function_call`` part, with the thought signature it came with."""
+    kept = artifacts.get(call.id)
+    signature = base64.b64decode(kept.signature) if kept is not None and kept.signature else None
+    return types.Part(
+        function_call=types.FunctionCall(id=call.id, name=call.name, args=call.arguments),
+        thought_signature=signature,
+    )
 
 
 def _usage(meta: types.GenerateContentResponseUsageMetadata) -> Usage:
@@ -273,7 +296,9 @@ def _retry_delay(details: object) -> float | None:
 # -- the request -----------------------------------------------------------------------------------
 
 
-def _contents(request: LLMRequest) -> tuple[str | None, list[types.Content]]:
+def _contents(
+    request: LLMRequest, artifacts: Mapping[str, CallArtifacts] | None = None
+) -> tuple[str | None, list[types.Content]]:
     """System messages become ``system_instruction``; the rest become Gemini's user/model turns."""
     system: list[str] = []
     contents: list[types.Content] = []
@@ -292,11 +317,7 @@ def _contents(request: LLMRequest) -> tuple[str | None, list[types.Content]]:
             parts = [types.Part(text=message.text)] if message.text else []
             for call in message.tool_calls or ():
                 names[call.id] = call.name
-                parts.append(
-                    types.Part(
-                        function_call=types.FunctionCall(id=call.id, name=call.name, args=call.arguments)
-                    )
-                )
+                parts.append(_function_call_part(call, artifacts or {}))
             contents.append(types.Content(role="model", parts=parts or [types.Part(text="")]))
         else:
             parts = [_user_part(part, f"messages[{i}].content[{j}]") for j, part in enumerate(message.parts)]

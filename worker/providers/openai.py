@@ -10,6 +10,15 @@ openai/resources/responses/responses.py takes none): both are refused, not dropp
 no Responses API form either and, as before, are not sent there. The Responses API is called with
 ``store=False``: every request carries its whole conversation.
 
+Reasoning items: a reasoning model on the Responses API is asked for
+``include=["reasoning.encrypted_content"]`` (the way to use reasoning items statelessly, with
+``store: false``: platform.openai.com/docs/api-reference/responses/create, ``include``, read
+2026-12-01). Each reasoning item is read from its ``response.output_item.done`` event (the SDK's
+``ResponseReasoningItem.encrypted_content``: the ``added`` event's may be incomplete) and yielded as the
+``ToolCallArtifact`` of the function call that follows it; handed back in ``ProviderCall.artifacts``,
+it goes back into the input right before that ``function_call`` item, as the API wants in a tool loop.
+Only its id and encrypted content are kept (``summary`` is sent empty: it is display text).
+
 It holds both APIs of one provider, request mapping and stream reading, which is why it runs past 400
 lines.
 """
@@ -34,9 +43,11 @@ from openai.types.responses import (
     ResponseIncompleteEvent,
     ResponseInputParam,
     ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
     ResponseTextDeltaEvent,
 )
 
+from llmrelay.shared.artifacts import CallArtifacts
 from llmrelay.shared.catalog import Provider
 from llmrelay.shared.errors import LLMRelayError
 from llmrelay.shared.models import (
@@ -61,6 +72,7 @@ from llmrelay.worker.providers.base import (
     RateLimitInfo,
     StreamEnd,
     StreamItem,
+    ToolCallArtifact,
     ToolCallDelta,
 )
 
@@ -231,8 +243,9 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
 
     async def _stream_responses(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         request = call.request
-        instructions, items = _responses_input(request)
+        instructions, items = _responses_input(request, call.artifacts)
         params = _responses_params(request, call.model.api_id)
+        params.update(_reasoning_include(request, call.model.api_id))
         stream = await self._client.responses.create(
             model=call.model.api_id,
             input=items,
@@ -247,6 +260,7 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
         end: StreamEnd | None = None
         # output_index -> (call index, whether any argument text came for it)
         calls: dict[int, list[Any]] = {}
+        reasoning: list[dict[str, Any]] = []  # reasoning items not yet followed by a function call
         async with stream:
             ratelimit = _ratelimit(stream.response.headers)
             async for event in stream:
@@ -259,6 +273,13 @@ class OpenAIAdapter(GeneratedSDKAdapter[openai.AsyncOpenAI]):
                         index = len(calls)
                         calls[event.output_index] = [index, bool(item.arguments)]
                         yield ToolCallDelta(index, item.call_id, item.name, item.arguments or "")
+                        if reasoning:
+                            yield ToolCallArtifact(index, CallArtifacts(blocks=tuple(reasoning)))
+                            reasoning = []
+                elif isinstance(event, ResponseOutputItemDoneEvent):
+                    kept = _reasoning_item(event.item)
+                    if kept is not None:
+                        reasoning.append(kept)
                 elif isinstance(event, ResponseFunctionCallArgumentsDeltaEvent):
                     known = calls.get(event.output_index)
                     if known is not None and event.delta:
@@ -465,7 +486,32 @@ def _options(request: LLMRequest, params: Mapping[str, Any]) -> dict[str, Any] |
     return dict(options)
 
 
-def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputParam]:
+def _reasoning_include(request: LLMRequest, api_id: str) -> dict[str, Any]:
+    """Ask a reasoning model for its reasoning items' encrypted content (the only way to pass them back
+    with ``store=False``); ``provider_options`` may not set ``include`` beside it."""
+    if not api_id.startswith(_REASONING_PREFIXES):
+        return {}
+    if "include" in request.provider_options.get(PROVIDER, {}):
+        raise _refuse("provider_options.openai.include", "llmrelay sets it to keep reasoning items")
+    return {"include": ["reasoning.encrypted_content"]}
+
+
+def _reasoning_item(item: Any) -> dict[str, Any] | None:
+    """A finished reasoning item as the next turn's input takes it, or None for any other item."""
+    if item.type != "reasoning" or not getattr(item, "encrypted_content", None):
+        return None
+    return {"type": "reasoning", "id": item.id, "encrypted_content": item.encrypted_content, "summary": []}
+
+
+def _kept_reasoning(call: ToolCall, artifacts: Mapping[str, CallArtifacts]) -> list[dict[str, Any]]:
+    """The reasoning items that came right before this call, to go right before it again."""
+    kept = artifacts.get(call.id)
+    return [dict(block) for block in kept.blocks] if kept is not None else []
+
+
+def _responses_input(
+    request: LLMRequest, artifacts: Mapping[str, CallArtifacts] | None = None
+) -> tuple[str | None, ResponseInputParam]:
     """System messages become ``instructions``; the conversation becomes input items, an assistant's
     tool calls as ``function_call`` items after its text and tool results as ``function_call_output``."""
     system: list[str] = []
@@ -480,12 +526,17 @@ def _responses_input(request: LLMRequest) -> tuple[str | None, ResponseInputPara
                 {"type": "function_call_output", "call_id": message.tool_call_id, "output": message.text}
             )
         elif message.role == "assistant" and message.tool_calls:
+            # Reasoning came first in the reply, before its text: the first call's goes back there.
+            kept = [_kept_reasoning(c, artifacts or {}) for c in message.tool_calls]
             if message.text:
+                items.extend(kept[0])
                 items.append({"role": "assistant", "content": message.text})
-            items.extend(
-                {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": _arguments(c)}
-                for c in message.tool_calls
-            )
+                kept[0] = []
+            for c, reasoning in zip(message.tool_calls, kept, strict=True):
+                items.extend(reasoning)
+                items.append(
+                    {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": _arguments(c)}
+                )
         else:
             items.append({"role": message.role, "content": _content(message, _responses_part)})
     return ("\n\n".join(system) if system else None), items  # type: ignore[return-value]

@@ -52,6 +52,8 @@ def parse_call(api: str, body: dict[str, Any], model: str | None = None, stream:
     if model is None:
         model = body.get("model")
         model = model if isinstance(model, str) else ""
+    if provider == "gemini":
+        gemini.check_signatures(body, model)
     if stream is None:
         stream = body.get("stream") is True
     return Call(

@@ -92,6 +92,9 @@ class Agent:
     schema: dict[str, Any] | None = None
     #: Images and documents in the conversation (each acknowledged in the prompt tokens).
     media: int = 0
+    #: The request turned the model's visible reasoning on (Anthropic ``thinking``, OpenAI
+    #: ``include: ["reasoning.encrypted_content"]``): the reply opens with a signed reasoning block.
+    thinking: bool = False
 
 
 class Prompt(NamedTuple):

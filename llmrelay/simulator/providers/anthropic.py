@@ -7,6 +7,13 @@ message: else a 400, as the API answers), ``output_config.format`` (the beta top
 too) and ``image`` / ``document`` blocks. The writer sends planned calls as ``tool_use`` blocks with
 ``stop_reason: tool_use``; streamed, each as a ``content_block_start`` then its input in
 ``input_json_delta`` fragments.
+
+Extended thinking (``thinking: {type: enabled | adaptive}``): the reply opens with a ``thinking`` block
+whose ``signature`` vouches for its text (streamed as ``thinking_delta`` then ``signature_delta``, as
+the API streams it). A request with thinking on whose final assistant turn calls tools must open that
+turn with a thinking block, and every thinking block sent back must carry its own signature: else the
+API's 400s (platform.claude.com/docs/en/build-with-claude/extended-thinking, "Preserving thinking
+blocks", read 2026-12-01; the messages as the API words them).
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from typing import Any
 
 import orjson
 
+from .. import signatures
 from ..reply import count_words
 from ..tools import call_id
 from ._format import S0, Agent, Call, Prompt, StreamPlan, Template, WireError, as_int, sse, text_of
 
 _MEDIA = ("image", "document")
+_THINKING = ("thinking", "redacted_thinking")
 _CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 #: How many characters of a tool's input JSON one ``input_json_delta`` carries.
 _FRAGMENT = 12
@@ -51,6 +60,8 @@ def read(body: dict[str, Any]) -> Prompt:
                 raise WireError(_missing(position - 1, pending))
             pending = [str(b.get("id")) for b in blocks if b.get("type") == "tool_use"]
             answered = False
+    thinking = _choice_field(body.get("thinking"), "type") in ("enabled", "adaptive")
+    _check_thinking(messages, thinking)
     agent = Agent(
         tools=_tools(body.get("tools")),
         tool_choice=_choice(body.get("tool_choice")),
@@ -58,8 +69,34 @@ def read(body: dict[str, Any]) -> Prompt:
         parallel=not _choice_field(body.get("tool_choice"), "disable_parallel_tool_use"),
         schema=_schema(body),
         media=media,
+        thinking=thinking,
     )
     return Prompt(last_user, words, as_int(body.get("max_tokens")), agent=agent)
+
+
+def _check_thinking(messages: list[dict[str, Any]], thinking: bool) -> None:
+    """Thinking blocks come back signed; with thinking on, a final tool-calling turn opens with one."""
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+    for position, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        blocks = [b for b in content if isinstance(b, dict)]
+        for j, block in enumerate(blocks):
+            if block.get("type") == "thinking" and not signatures.verify(
+                "anthropic", block.get("signature"), block.get("thinking")
+            ):
+                raise WireError(f"messages.{position}.content.{j}: Invalid `signature` in `thinking` block")
+        uses_tools = any(b.get("type") == "tool_use" for b in blocks)
+        if thinking and position == last and uses_tools and blocks[0].get("type") not in _THINKING:
+            raise WireError(
+                f"messages.{position}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                f"`{blocks[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must "
+                "start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` "
+                "blocks). We recommend you include thinking blocks from previous turns. To avoid this "
+                "requirement, disable `thinking`. Please consult our documentation at "
+                "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+            )
 
 
 def _check_results(
@@ -180,6 +217,10 @@ def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: in
     fragments = [[text[i : i + _FRAGMENT] for i in range(0, len(text), _FRAGMENT)] for _, _, text in uses]
     stop = "tool_use" if uses else "max_tokens" if truncated else "end_turn"
     n = sum(len(f) for f in fragments) if uses else len(tokens)
+    thought = _thought(call, rid) if call.agent.thinking else None
+    first = 0 if thought is None else 1  # the index of the first block after the thinking block
+    if thought is not None:
+        n += count_words(thought["thinking"])
 
     if not call.stream:
         content: list[dict[str, Any]] = [
@@ -188,6 +229,8 @@ def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: in
         ]
         if not uses:
             content = [{"type": "text", "text": "".join(tokens)}]
+        if thought is not None:
+            content.insert(0, thought)
         return orjson.dumps(
             {
                 "id": mid,
@@ -232,25 +275,67 @@ def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: in
         },
         "error",
     )
+    if thought is not None:
+        start += _thinking_events(thought)
     if uses:
-        return StreamPlan(start, _tool_events(uses, fragments), epilogue, error_event)
+        return StreamPlan(start, _tool_events(uses, fragments, first), epilogue, error_event)
     preamble = start + sse(
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_start", "index": first, "content_block": {"type": "text", "text": ""}},
         "content_block_start",
     )
     delta_tpl = Template(
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": S0}},
+        {"type": "content_block_delta", "index": first, "delta": {"type": "text_delta", "text": S0}},
         prefix=b"event: content_block_delta\ndata: ",
     )
-    epilogue = sse({"type": "content_block_stop", "index": 0}, "content_block_stop") + epilogue
+    epilogue = sse({"type": "content_block_stop", "index": first}, "content_block_stop") + epilogue
     return StreamPlan(preamble, [delta_tpl.render(orjson.dumps(t)) for t in tokens], epilogue, error_event)
 
 
-def _tool_events(uses: list[tuple[str, str, str]], fragments: list[list[str]]) -> list[bytes]:
+def _thought(call: Call, rid: str) -> dict[str, Any]:
+    """The reply's thinking block, its text naming what the reply does, signed for that text."""
+    names = ", ".join(planned.name for planned in call.planned)
+    text = f"The user asks: {call.prompt[:80]}. " + (f"I will call {names}." if names else "I will answer.")
+    return {"type": "thinking", "thinking": text, "signature": signatures.sign("anthropic", rid, text)}
+
+
+def _thinking_events(thought: dict[str, Any]) -> bytes:
+    """A thinking block as the API streams it: opened empty, its text, its signature, closed."""
+    return b"".join(
+        [
+            sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+                "content_block_start",
+            ),
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": thought["thinking"]},
+                },
+                "content_block_delta",
+            ),
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": thought["signature"]},
+                },
+                "content_block_delta",
+            ),
+            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        ]
+    )
+
+
+def _tool_events(uses: list[tuple[str, str, str]], fragments: list[list[str]], first: int = 0) -> list[bytes]:
     """Each call as the API streams it: its block opens with an empty input, the input JSON follows in
     fragments, then the block closes. One event per fragment (so ``after=`` counts them)."""
     events: list[bytes] = []
-    for index, ((uid, name, _), pieces) in enumerate(zip(uses, fragments, strict=True)):
+    for index, ((uid, name, _), pieces) in enumerate(zip(uses, fragments, strict=True), start=first):
         opening = sse(
             {
                 "type": "content_block_start",

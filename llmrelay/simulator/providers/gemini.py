@@ -7,18 +7,70 @@ calls once, matched by id where both carry one and otherwise by name, or the req
 real API's rule: "the number of function response parts is equal to the number of function call
 parts of the function call turn"). The writer sends function calls whole, in one chunk, without ids
 (as Gemini does), with finish reason ``STOP``.
+
+Thinking models (Gemini 3 and later, by the model's name) sign their calls as the real ones do
+(ai.google.dev/gemini-api/docs/thought-signatures, read 2026-12-01): the first ``functionCall`` part
+of a reply carries a ``thoughtSignature``, and a request must bring it back on that part: every model
+step of the current turn (the turns after the last user message with content of its own, not a
+function response) whose first call part lacks its signature is the API's 400 ("Function call is
+missing a thought_signature in functionCall parts..."), and a signature that does not verify is a 400
+too. Earlier turns are not checked, as the API does not check them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
+from .. import signatures
 from ..reply import count_words
 from ._format import S0, Agent, Call, Prompt, StreamPlan, Template, WireError, as_int, text_of
 
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "NONE": "none", "ANY": "required"}
+_VERSION = re.compile(r"gemini-(\d+)")
+_MISSING_SIGNATURE = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
+    "work correctly, and missing thought_signature may lead to degraded model performance. Additional "
+    "data, function call `default_api:{name}`, position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+
+
+def thinking_model(model: str) -> bool:
+    """Gemini 3 and later: the models that sign their function calls and require the signature back."""
+    match = _VERSION.search(model)
+    return match is not None and int(match.group(1)) >= 3
+
+
+def _call_subject(call: dict[str, Any]) -> list[Any]:
+    return [call.get("name"), call.get("args") or {}]
+
+
+def check_signatures(body: dict[str, Any], model: str) -> None:
+    """The current turn's model steps each bring back their first call's signature (WireError: 400)."""
+    if not thinking_model(model):
+        return
+    contents = [c for c in body.get("contents") or () if isinstance(c, dict)]
+    start = 0
+    for i, content in enumerate(contents):
+        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+        own = [p for p in parts if _get(p, "functionResponse", "function_response") is None]
+        if content.get("role", "user") == "user" and own:
+            start = i + 1
+    for position in range(start, len(contents)):
+        content = contents[position]
+        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+        first = next((p for p in parts if isinstance(_get(p, "functionCall", "function_call"), dict)), None)
+        if content.get("role") != "model" or first is None:
+            continue
+        call = _get(first, "functionCall", "function_call")
+        signature = _get(first, "thoughtSignature", "thought_signature")
+        if signature is None:
+            raise WireError(_MISSING_SIGNATURE.format(name=call.get("name"), position=position))
+        if not signatures.verify("gemini", signature, _call_subject(call)):
+            raise WireError("Corrupted thought signature.")
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -184,7 +236,13 @@ def render(call: Call, tokens: list[str], truncated: bool, rid: str, created: in
 
     if call.planned:
         # Gemini sends function calls whole (arguments as an object, never in fragments), in one chunk.
-        parts = [{"functionCall": {"name": c.name, "args": c.arguments}} for c in call.planned]
+        parts: list[dict[str, Any]] = [
+            {"functionCall": {"name": c.name, "args": c.arguments}} for c in call.planned
+        ]
+        if thinking_model(call.model):
+            # Parallel calls: only the first part is signed (the thought-signatures guide).
+            subject = _call_subject(parts[0]["functionCall"])
+            parts[0]["thoughtSignature"] = signatures.sign("gemini", rid, subject)
         if not call.stream:
             return orjson.dumps(payload(parts, finish, usage))
         return StreamPlan(b"", [Template(payload(parts, finish, usage)).render()], b"")

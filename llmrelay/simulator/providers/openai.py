@@ -4,7 +4,11 @@ Readers fill :class:`Agent` from the body and enforce the tool-call linkage the 
 otherwise): in Chat Completions every ``tool`` message answers a ``tool_calls`` entry of an earlier
 assistant message, and an assistant message's calls are all answered before the conversation goes on;
 in Responses every ``function_call_output`` item names the ``call_id`` of an earlier ``function_call``
-item (unchecked when ``previous_response_id`` holds the calls server-side). Writers render
+item (unchecked when ``previous_response_id`` holds the calls server-side). A Responses request that
+asks ``include: ["reasoning.encrypted_content"]`` gets a ``reasoning`` item first in its output, with
+``encrypted_content`` (a token only the simulator verifies); one sent back as input must verify, or the
+request is a 400. A ``function_call_output`` whose reasoning item was not sent back is accepted, as the
+real API accepts it (reasoning items are recommended there, not required). Writers render
 ``call.planned`` as ``tool_calls`` (finish reason ``tool_calls``, arguments streamed in fragments under
 ``delta.tool_calls[i]``) or as ``function_call`` output items (streamed as ``response.output_item.added``
 then ``response.function_call_arguments.delta`` events).
@@ -19,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from .. import signatures
 from ..reply import count_words
 from ..tools import PlannedCall, call_id
 from ._format import S0, S1, Agent, Call, Prompt, StreamPlan, Template, WireError, as_int, sse, text_of
@@ -144,6 +149,10 @@ def read_responses(body: dict[str, Any]) -> Prompt:
             kind = item.get("type", "message")
             text = text_of(item.get("content")) if "content" in item else text_of(item.get("output"))
             words += count_words(text)
+            sealed = item.get("encrypted_content")
+            forged = sealed is not None and not signatures.verify("openai", sealed, item.get("id"))
+            if kind == "reasoning" and forged:
+                raise WireError(f"The encrypted content for item {item.get('id')} could not be verified.")
             if kind == "function_call":
                 made.add(item.get("call_id"))
             elif kind == "function_call_output" and stateless and item.get("call_id") not in made:
@@ -167,6 +176,7 @@ def read_responses(body: dict[str, Any]) -> Prompt:
         parallel=body.get("parallel_tool_calls") is not False,
         schema=_schema(text_config.get("format") if isinstance(text_config, dict) else None),
         media=media,
+        thinking="reasoning.encrypted_content" in (body.get("include") or ()),
     )
     return Prompt(last_user, words, as_int(body.get("max_output_tokens")), agent=agent)
 
@@ -269,6 +279,16 @@ def render_chat(call: Call, tokens: list[str], truncated: bool, rid: str, create
     return StreamPlan(preamble, [token_tpl.render(orjson.dumps(t)) for t in tokens], epilogue)
 
 
+def _reasoning_item(rid: str) -> dict[str, Any]:
+    rs_id = "rs_" + rid
+    return {
+        "id": rs_id,
+        "type": "reasoning",
+        "summary": [],
+        "encrypted_content": signatures.sign("openai", rid, rs_id),
+    }
+
+
 def render_responses(
     call: Call, tokens: list[str], truncated: bool, rid: str, created: int
 ) -> bytes | StreamPlan:
@@ -331,7 +351,10 @@ def render_responses(
     }
     part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
     item = {"id": item_id, "type": "message", "status": status, "content": [part], "role": "assistant"}
-    output = calls or [item]
+    reasoning = _reasoning_item(rid) if call.agent.thinking else None
+    thought = [reasoning] if reasoning is not None else []
+    first = len(thought)  # the output index of the first item after the reasoning item
+    output = thought + (calls or [item])
     if not call.stream:
         return orjson.dumps(response(status, output, usage))
 
@@ -347,11 +370,16 @@ def render_responses(
         event({"type": "response.created", "response": response("in_progress", [], None)}),
         event({"type": "response.in_progress", "response": response("in_progress", [], None)}),
     ]
+    if reasoning is not None:
+        # The encrypted content is whole only in the done event (the added one may lack it).
+        added = {**reasoning, "encrypted_content": None}
+        head.append(event({"type": "response.output_item.added", "output_index": 0, "item": added}))
+        head.append(event({"type": "response.output_item.done", "output_index": 0, "item": reasoning}))
     if calls:
         # As the API streams a call: the item announced with empty arguments, the arguments in
         # fragments, the whole arguments, the finished item.
         events: list[bytes] = []
-        for index, fc in enumerate(calls):
+        for index, fc in enumerate(calls, start=first):
             announced = {**fc, "status": "in_progress", "arguments": ""}
             events.append(
                 event({"type": "response.output_item.added", "output_index": index, "item": announced})
@@ -379,7 +407,7 @@ def render_responses(
                 )
             )
             events.append(event({"type": "response.output_item.done", "output_index": index, "item": fc}))
-        done = event({"type": "response.completed", "response": response(status, calls, usage)})
+        done = event({"type": "response.completed", "response": response(status, output, usage)})
         return StreamPlan(b"".join(head), events, done)
 
     preamble = b"".join(
@@ -388,7 +416,7 @@ def render_responses(
             event(
                 {
                     "type": "response.output_item.added",
-                    "output_index": 0,
+                    "output_index": first,
                     "item": {**item, "status": "in_progress", "content": []},
                 }
             ),
@@ -396,7 +424,7 @@ def render_responses(
                 {
                     "type": "response.content_part.added",
                     "item_id": item_id,
-                    "output_index": 0,
+                    "output_index": first,
                     "content_index": 0,
                     "part": {**part, "text": ""},
                 }
@@ -407,7 +435,7 @@ def render_responses(
         {
             "type": "response.output_text.delta",
             "item_id": item_id,
-            "output_index": 0,
+            "output_index": first,
             "content_index": 0,
             "delta": S0,
             "logprobs": [],
@@ -423,7 +451,7 @@ def render_responses(
                 {
                     "type": "response.output_text.done",
                     "item_id": item_id,
-                    "output_index": 0,
+                    "output_index": first,
                     "content_index": 0,
                     "text": text,
                     "logprobs": [],
@@ -433,16 +461,16 @@ def render_responses(
                 {
                     "type": "response.content_part.done",
                     "item_id": item_id,
-                    "output_index": 0,
+                    "output_index": first,
                     "content_index": 0,
                     "part": part,
                 }
             ),
-            event({"type": "response.output_item.done", "output_index": 0, "item": item}),
+            event({"type": "response.output_item.done", "output_index": first, "item": item}),
             event(
                 {
                     "type": "response.incomplete" if truncated else "response.completed",
-                    "response": response(status, [item], usage),
+                    "response": response(status, output, usage),
                 }
             ),
         ]
