@@ -24,7 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from llmrelay.shared.catalog import ModelInfo, Provider
-from llmrelay.shared.errors import ContextLengthExceededError, InvalidRequestError
+from llmrelay.shared.errors import CapabilityNotSupportedError, ContextLengthExceededError, InvalidRequestError
 from llmrelay.shared.models import (
     MAX_METADATA_BYTES,
     MAX_TIMEOUT_SECONDS,
@@ -165,9 +165,9 @@ def check_embedding_model(request: EmbeddingRequest, info: ModelInfo) -> None:
             )
 
 
-def chat_model_refused(info: ModelInfo, field: str) -> InvalidRequestError:
-    """The error for a completion that names an embedding model."""
-    return InvalidRequestError(
+def chat_model_refused(info: ModelInfo, field: str) -> CapabilityNotSupportedError:
+    """The error for a completion that names an embedding model: it cannot chat."""
+    return CapabilityNotSupportedError(
         f"{info.name} is an embedding model: ask it through llm.embed or /v1/embeddings",
         data={"field": field, "model": info.name, "kind": info.kind},
     )

@@ -34,6 +34,9 @@ GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 EMBEDDING_MODEL_OF = {"openai": OPENAI_EMBEDDING_MODEL, "gemini": GEMINI_EMBEDDING_MODEL}
 #: A Gemini model that thinks and signs its function calls (Gemini 3 and later require the signature back).
 GEMINI_THINKING_MODEL = GEMINI_MODEL
+#: A Gemini model from before thought signatures (the simulator signs the calls of gemini-3 and later only),
+#: for tests that hand-write a tool-call turn.
+GEMINI_UNSIGNED_MODEL = "gemini-2.5-flash-lite"
 
 #: The product's default lease (``LLMRELAY_LEASE_SECONDS``), which a worker renews in time even on a busy
 #: machine; the queue tests' fixtures use a much shorter one, for the tests of reclaim.

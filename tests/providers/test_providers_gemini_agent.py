@@ -13,6 +13,7 @@ import orjson
 import pytest
 from provider_test_support import CANARY_KEYS, new_trace_id
 
+from llmrelay.shared.artifacts import CallArtifacts
 from llmrelay.shared.errors import InvalidRequestError
 from llmrelay.shared.models import LLMRequest
 from llmrelay.shared.settings import Settings
@@ -39,7 +40,13 @@ PDF_B64 = base64.b64encode(b"%PDF-1.4 sim").decode()
 MakeAdapter = Callable[..., ProviderAdapter]
 
 
-def _call(settings: Settings, messages: list[dict[str, Any]] | str, **fields: Any) -> ProviderCall:
+def _call(
+    settings: Settings,
+    messages: list[dict[str, Any]] | str,
+    *,
+    artifacts: dict[str, CallArtifacts] | None = None,
+    **fields: Any,
+) -> ProviderCall:
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     request = LLMRequest.model_validate(
@@ -50,6 +57,7 @@ def _call(settings: Settings, messages: list[dict[str, Any]] | str, **fields: An
         request=request,
         timeout=10.0,
         headers=request.context.headers(),
+        artifacts=artifacts or {},
     )
 
 
@@ -109,14 +117,18 @@ async def test_two_turn_tool_loop(
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
     assert body["systemInstruction"]["parts"] == [{"text": "Use tools."}]
 
-    second = _call(sim_settings, _turn_two(first, completion), tools=TOOLS)
+    second = _call(sim_settings, _turn_two(first, completion), tools=TOOLS, artifacts=completion.artifacts)
     answer, _ = await _run(adapter, second, stream)
     assert answer.end.finish_reason == "stop"
     assert answer.text.strip() and not answer.tool_calls
     contents = _body(sim, second)["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
+    [signature] = [found.signature for found in completion.artifacts.values()]
     assert contents[1]["parts"] == [
-        {"functionCall": {"id": tool_call.id, "args": tool_call.arguments, "name": "get_weather"}}
+        {
+            "functionCall": {"id": tool_call.id, "args": tool_call.arguments, "name": "get_weather"},
+            "thoughtSignature": signature,
+        }
     ]
     assert contents[2]["parts"] == [
         {
@@ -143,7 +155,7 @@ async def test_parallel_calls_and_their_results_in_one_turn(
     if stream:
         assert [d.call_index for d in items if isinstance(d, ToolCallDelta)] == [0, 1]
 
-    second = _call(sim_settings, _turn_two(first, completion), tools=TOOLS)
+    second = _call(sim_settings, _turn_two(first, completion), tools=TOOLS, artifacts=completion.artifacts)
     answer, _ = await _run(adapter, second, stream)
     assert answer.end.finish_reason == "stop" and answer.text
     contents = _body(sim, second)["contents"]

@@ -116,7 +116,7 @@ def test_catalog_embedding_rows_and_kind_rules() -> None:
         0.0,
     )
     assert info.public()["kind"] == "embedding" and info.public()["dimensions"] == 3072
-    assert "kind" not in SETTINGS.catalog.resolve(OPENAI_MODEL).public()
+    assert SETTINGS.catalog.resolve(OPENAI_MODEL).public()["kind"] == "chat"
     assert all(
         m.kind == "chat" for tier in ("fast", "balanced", "premium") for m in SETTINGS.catalog.by_tier(tier)
     )

@@ -16,7 +16,7 @@ from google.genai import errors, types
 from llmrelay.simulator import SimulatorServer
 from llmrelay.simulator.providers import gemini as gemini_wire
 from llmrelay.simulator.providers._format import MEDIA_TOKENS, WireError
-from tests.support import GEMINI_MODEL
+from tests.support import GEMINI_MODEL, GEMINI_UNSIGNED_MODEL
 
 MODEL = GEMINI_MODEL
 WEATHER = {
@@ -60,8 +60,10 @@ def _config(
     )
 
 
-async def _chunks(client: genai.Client, contents: Any, config: types.GenerateContentConfig) -> list[Any]:
-    stream = await client.aio.models.generate_content_stream(model=MODEL, contents=contents, config=config)
+async def _chunks(
+    client: genai.Client, contents: Any, config: types.GenerateContentConfig, model: str = MODEL
+) -> list[Any]:
+    stream = await client.aio.models.generate_content_stream(model=model, contents=contents, config=config)
     return [chunk async for chunk in stream]
 
 
@@ -134,7 +136,7 @@ async def test_function_calling_modes(
 async def test_any_mode_calls_even_after_a_result(genai_client: genai.Client) -> None:
     contents = _loop("get_time", {"zone": "UTC"})
     response = await genai_client.aio.models.generate_content(
-        model=MODEL, contents=contents, config=_config("ANY", ["get_time"])
+        model=GEMINI_UNSIGNED_MODEL, contents=contents, config=_config("ANY", ["get_time"])
     )
     assert [c.name for c in _calls(response)] == ["get_time"]
 
@@ -165,15 +167,15 @@ def _loop(
 async def test_after_the_function_response_the_model_answers_in_text(
     sim: SimulatorServer, genai_client: genai.Client, stream: bool
 ) -> None:
-    contents = _loop("get_weather", {"city": "Oslo", "days": 3}, call_id="c-1")
+    contents = _loop("get_weather", {"city": "Oslo", "days": 3}, call_id="c-1")  # a turn with no signature
     if stream:
-        chunks = await _chunks(genai_client, contents, _config())
+        chunks = await _chunks(genai_client, contents, _config(), GEMINI_UNSIGNED_MODEL)
         text = "".join(c.text or "" for c in chunks)
         assert not any(_calls(c) for c in chunks)
         assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
     else:
         response = await genai_client.aio.models.generate_content(
-            model=MODEL, contents=contents, config=_config()
+            model=GEMINI_UNSIGNED_MODEL, contents=contents, config=_config()
         )
         assert not _calls(response)
         text = response.text or ""
