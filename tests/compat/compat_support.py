@@ -27,6 +27,7 @@ __all__ = [
     "MODELS",
     "PARALLEL_PROMPT",
     "PNG_B64",
+    "PNG_BYTES",
     "PNG_DATA_URL",
     "City",
     "Stack",
