@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+import httpx2
 import pytest
 from pydantic import BaseModel
 
@@ -29,12 +30,14 @@ __all__ = [
     "PNG_B64",
     "PNG_BYTES",
     "PNG_DATA_URL",
+    "ROUTE_OF_MARKER",
     "City",
     "Stack",
     "ToolBox",
-    "expected_city",
     "by_embedding_model",
     "by_provider",
+    "expected_city",
+    "missing_routes",
 ]
 
 #: Any bearer token: the stack runs without LLMRELAY_API_TOKEN.
@@ -49,9 +52,7 @@ EMBEDDING_MODELS = {"openai": "text-embedding-3-small", "gemini": "gemini-embedd
 PARALLEL_PROMPT = "What is the weather and the time in Oslo? [[sim:calls=2]]"
 
 #: A 1x1 PNG.
-PNG_B64 = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 PNG_BYTES = base64.b64decode(PNG_B64)
 PNG_DATA_URL = f"data:image/png;base64,{PNG_B64}"
 
@@ -65,6 +66,19 @@ def by_provider(*providers: str) -> pytest.MarkDecorator:
 def by_embedding_model() -> pytest.MarkDecorator:
     """Parametrize a test over the embedding model of each provider that has one."""
     return pytest.mark.parametrize("model", [pytest.param(m, id=p) for p, m in EMBEDDING_MODELS.items()])
+
+
+#: The OpenAI routes some tests need, by the marker that says so.
+ROUTE_OF_MARKER = {"needs_responses": "/v1/responses", "needs_embeddings": "/v1/embeddings"}
+
+
+def missing_routes(base: str) -> frozenset[str]:
+    """The routes of ``ROUTE_OF_MARKER`` the façade at ``base`` answers 404 (where served, an empty body
+    gets a 400)."""
+    with httpx2.Client(timeout=30, trust_env=False) as client:
+        return frozenset(
+            r for r in ROUTE_OF_MARKER.values() if client.post(base + r, json={}).status_code == 404
+        )
 
 
 @dataclass(frozen=True)
@@ -136,5 +150,8 @@ class ToolBox:
         ]
 
     #: What the simulator calls them with (a string argument is "alpha").
-    BOTH = [("get_weather", {"city": "alpha"}), ("get_time", {"zone": "alpha"})]
-    WEATHER = BOTH[:1]
+    BOTH: ClassVar[list[tuple[str, dict[str, Any]]]] = [
+        ("get_weather", {"city": "alpha"}),
+        ("get_time", {"zone": "alpha"}),
+    ]
+    WEATHER: ClassVar[list[tuple[str, dict[str, Any]]]] = BOTH[:1]

@@ -1,25 +1,19 @@
 """Fixtures of the compatibility suite: one ``llmrelay up --simulate`` for the whole package, with a Redis
 of its own; the skips of the tests that need an OpenAI route the façade does not serve yet; and
-instructor's own venv, built in the background from the end of collection (it takes the registry's time,
-not ours) while the other libraries' tests run first.
+instructor's own venv, built in the background from the end of collection (it takes the registry's time)
+while the other libraries' tests run, instructor's last.
 
 The libraries are told before they are imported never to reach the internet (litellm fetches its model
-cost map at import unless told to use the copy it ships; LangSmith traces only when asked to); the
-test-wide socket guard (``tests/conftest.py``) fails any test that tries anyway.
+cost map at import unless told to use the copy it ships; LangSmith and the Agents SDK trace only when
+asked to); the test-wide socket guard (``tests/conftest.py``) fails any test that tries anyway.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
 import pytest
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -28,86 +22,45 @@ os.environ["LANGCHAIN_TRACING_V2"] = "false"
 os.environ["LANGSMITH_TRACING"] = "false"
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
 
-from tests.cli.clitools import Spawned, clean_env, free_port  # noqa: E402
-from tests.compat.compat_support import Stack  # noqa: E402
-from tests.compat.instructor_env import PACKAGE, python_of  # noqa: E402
-from tests.support import ROOT, wait_for  # noqa: E402
+from tests.cli.clitools import Spawned, clean_env, free_port
+from tests.compat.compat_support import ROUTE_OF_MARKER, Stack, missing_routes
+from tests.compat.instructor_env import Build, python_of
+from tests.support import wait_for
 
 STARTUP_TIMEOUT = 120.0
-#: The OpenAI routes some tests need, by the marker that says so.
-ROUTE_OF_MARKER = {"needs_responses": "/v1/responses", "needs_embeddings": "/v1/embeddings"}
-
-
-def _missing_routes(base: str) -> frozenset[str]:
-    """The routes of ``ROUTE_OF_MARKER`` the façade answers 404 (an empty body gets a 400 where served)."""
-    with httpx2.Client(timeout=30, trust_env=False) as client:
-        return frozenset(r for r in ROUTE_OF_MARKER.values() if client.post(base + r, json={}).status_code == 404)
-
-
+HERE = Path(__file__).parent
 INSTRUCTOR_TESTS = "test_instructor.py"
 INSTRUCTOR_BUILD_TIMEOUT = 900.0
 
-
-@dataclass
-class InstructorBuild:
-    venv: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
-_instructor_build: InstructorBuild | None = None
+_instructor_build: list[Build] = []  # the one build of this session, once instructor's tests are collected
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    global _instructor_build
-    here = Path(__file__).parent
-    mine = [item for item in items if item.path.parent == here and item.path.name == INSTRUCTOR_TESTS]
-    if not mine or _instructor_build is not None:
+    mine = [item for item in items if item.path.parent == HERE and item.path.name == INSTRUCTOR_TESTS]
+    if not mine or _instructor_build:
         return
-    # instructor's tests after the other libraries', so that its venv builds while those run
-    others = [i for i, item in enumerate(items) if item.path.parent == here and item not in mine]
+    others = [i for i, item in enumerate(items) if item.path.parent == HERE and item not in mine]
     if others and others[-1] > items.index(mine[0]):
         for item in mine:
             items.remove(item)
-        last = max(i for i, item in enumerate(items) if item.path.parent == here)
+        last = max(i for i, item in enumerate(items) if item.path.parent == HERE)
         items[last + 1 : last + 1] = mine
-    root = Path(tempfile.mkdtemp(prefix="llmrelay-instructor-"))
-    log = root / "build.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.compat.instructor_env", str(root / "venv")],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    _instructor_build = InstructorBuild(root / "venv", proc, log)
+    _instructor_build.append(Build())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    build = _instructor_build
-    if build is None:
-        return
-    if build.proc.poll() is None:
-        build.proc.kill()
-        build.proc.wait(30)
-    shutil.rmtree(build.venv.parent, ignore_errors=True)
+    for build in _instructor_build:
+        build.discard()
 
 
 @pytest.fixture(scope="package")
 def instructor_python() -> Path:
-    """The python of instructor's own venv, once its build has ended; a skip saying why if it failed."""
-    build = _instructor_build
-    assert build is not None, "instructor's venv is started at collection"
-    try:
-        code = build.proc.wait(INSTRUCTOR_BUILD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        build.proc.kill()
-        pytest.fail(f"building instructor's venv took over {INSTRUCTOR_BUILD_TIMEOUT}s")
-    if code != 0:
-        tail = build.log.read_text(errors="replace")[-1500:]
-        pytest.skip(f"instructor's own venv could not be built (pip install {PACKAGE} exited {code}): {tail}")
+    """The python of instructor's own venv, once built; a skip saying why when it could not be."""
+    assert _instructor_build, "the build starts when instructor's tests are collected"
+    build = _instructor_build[0]
+    failure = build.wait(INSTRUCTOR_BUILD_TIMEOUT)
+    if failure is not None:
+        pytest.skip(f"instructor needs a venv of its own (it pins an older openai), which failed: {failure}")
     return python_of(build.venv)
 
 
@@ -118,7 +71,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cwd = tmp_path_factory.mktemp("compat-up")
     port = free_port()
     env = clean_env(LLMRELAY_UP_REDIS_PROBE=f"127.0.0.1:{free_port()}")
-    args = ["up", "--simulate", "--port", str(port), "--workers", "1", "--startup-timeout", str(STARTUP_TIMEOUT)]
+    args = [
+        "up",
+        "--simulate",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--startup-timeout",
+        str(STARTUP_TIMEOUT),
+    ]
     spawned = Spawned(args, env, cwd, cwd / "up.log")
     try:
         wait_for(
@@ -129,7 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             log=spawned.log,
         )
         base = f"http://127.0.0.1:{port}"
-        yield Stack(base, _missing_routes(base))
+        yield Stack(base, missing_routes(base))
     finally:
         spawned.kill_all()
 

@@ -3,14 +3,19 @@
 ``python -m tests.compat.instructor_env DIR`` makes DIR a venv whose own site-packages (instructor and
 the ``openai`` it wants) come before this interpreter's (pydantic and the rest are reused, so only a few
 packages are installed), with pip run from outside. It needs the package registry, as CI has.
+:class:`Build` runs that in the background.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
+
+from tests.support import ROOT
 
 PACKAGE = "instructor>=1.17"
 
@@ -34,6 +39,42 @@ def build(venv: Path) -> None:
         [sys.executable, "-m", "pip", "--python", str(python_of(venv)), "install", "--quiet", PACKAGE],
         check=True,
     )
+
+
+class Build:
+    """:func:`build` in a subprocess, in a temporary directory removed by :meth:`discard`."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="llmrelay-instructor-"))
+        self.venv = self.root / "venv"
+        self.log = self.root / "build.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.compat.instructor_env", str(self.venv)],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait(self, timeout: float) -> str | None:
+        """None once the venv is ready; else why it is not (the build's exit code and output)."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+            return f"building it took over {timeout}s"
+        if code == 0:
+            return None
+        return f"pip install {PACKAGE} exited {code}: {self.log.read_text(errors='replace')[-1500:]}"
+
+    def discard(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

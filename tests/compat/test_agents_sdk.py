@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("agents", reason="openai-agents is in the compat extra: pip install -e '.[compat]'")
 
-from agents import (  # noqa: E402
+from agents import (
     Agent,
     OpenAIChatCompletionsModel,
     Runner,
@@ -23,7 +23,7 @@ from agents import (  # noqa: E402
     set_tracing_disabled,
 )
 
-from tests.compat.compat_support import (  # noqa: E402
+from tests.compat.compat_support import (
     API_KEY,
     MEDIA_TOKENS,
     PARALLEL_PROMPT,

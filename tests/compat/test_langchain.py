@@ -10,13 +10,15 @@ from typing import Any
 import openai
 import pytest
 
-pytest.importorskip("langchain_openai", reason="langchain-openai is in the compat extra: pip install -e '.[compat]'")
+pytest.importorskip(
+    "langchain_openai", reason="langchain-openai is in the compat extra: pip install -e '.[compat]'"
+)
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage  # noqa: E402
-from langchain_core.tools import BaseTool, tool  # noqa: E402
-from langchain_openai import ChatOpenAI, OpenAIEmbeddings  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.tools import BaseTool, tool
+from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
-from tests.compat.compat_support import (  # noqa: E402
+from tests.compat.compat_support import (
     API_KEY,
     MEDIA_TOKENS,
     PARALLEL_PROMPT,
@@ -28,12 +30,17 @@ from tests.compat.compat_support import (  # noqa: E402
     by_provider,
     expected_city,
 )
-from tests.support import GEMINI_MODEL  # noqa: E402
+from tests.support import GEMINI_MODEL
 
 
 def chat(stack: Stack, model: str, *, responses: bool = False) -> ChatOpenAI:
     return ChatOpenAI(
-        model=model, base_url=stack.v1, api_key=API_KEY, max_retries=0, timeout=60, use_responses_api=responses
+        model=model,
+        base_url=stack.v1,
+        api_key=API_KEY,
+        max_retries=0,
+        timeout=60,
+        use_responses_api=responses,
     )
 
 
@@ -75,7 +82,9 @@ def test_plain_chat_streamed_and_not_say_the_same(stack: Stack, model: str) -> N
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_two_turn_tool_loop_with_parallel_calls(stack: Stack, model: str, stream: bool) -> None:
     tools = ToolBox()
-    final = tool_loop(chat(stack, model), [tool(tools.get_weather), tool(tools.get_time)], PARALLEL_PROMPT, stream)
+    final = tool_loop(
+        chat(stack, model), [tool(tools.get_weather), tool(tools.get_time)], PARALLEL_PROMPT, stream
+    )
     assert tools.calls == ToolBox.BOTH
     assert final.content
 
@@ -92,7 +101,9 @@ def test_with_structured_output_through_function_calling(stack: Stack, model: st
     assert structured.invoke("A city, please.") == expected_city()
 
 
-def test_function_calling_structured_output_on_gemini_needs_parallel_tool_calls_left_unset(stack: Stack) -> None:
+def test_function_calling_structured_output_on_gemini_needs_parallel_tool_calls_left_unset(
+    stack: Stack,
+) -> None:
     """langchain's function_calling method sends ``parallel_tool_calls: false``, which Gemini cannot honour:
     refused naming the parameter (never dropped); ``disabled_params`` leaves it out, and then it works."""
     refused = chat(stack, GEMINI_MODEL).with_structured_output(City, method="function_calling")
@@ -137,6 +148,8 @@ def test_openai_embeddings(stack: Stack, model: str) -> None:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_the_responses_api_with_a_tool(stack: Stack, model: str, stream: bool) -> None:
     tools = ToolBox()
-    final = tool_loop(chat(stack, model, responses=True), [tool(tools.get_weather)], "Weather in Oslo?", stream)
+    final = tool_loop(
+        chat(stack, model, responses=True), [tool(tools.get_weather)], "Weather in Oslo?", stream
+    )
     assert tools.calls == ToolBox.WEATHER
     assert final.text

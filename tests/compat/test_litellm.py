@@ -30,7 +30,12 @@ litellm.telemetry = False
 
 def complete(stack: Stack, model: str, messages: list[Any], **params: Any) -> Any:
     return litellm.completion(
-        model=f"openai/{model}", messages=messages, api_base=stack.v1, api_key=API_KEY, num_retries=0, **params
+        model=f"openai/{model}",
+        messages=messages,
+        api_base=stack.v1,
+        api_key=API_KEY,
+        num_retries=0,
+        **params,
     )
 
 
@@ -115,7 +120,9 @@ def test_the_responses_api_with_a_tool(stack: Stack, model: str) -> None:
     calls = [item for item in first.output if getattr(item, "type", None) == "function_call"]
     assert [call.name for call in calls] == ["get_weather"]
     for call in calls:
-        items.append({"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments})
+        items.append(
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
+        )
         result = tools.run(call.name, json.loads(call.arguments))
         items.append({"type": "function_call_output", "call_id": call.call_id, "output": result})
     assert tools.calls == ToolBox.WEATHER

@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("pydantic_ai", reason="pydantic-ai is in the compat extra: pip install -e '.[compat]'")
 
-from pydantic_ai import Agent, BinaryContent, Embedder, NativeOutput  # noqa: E402
-from pydantic_ai.embeddings.openai import OpenAIEmbeddingModel  # noqa: E402
-from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel  # noqa: E402
-from pydantic_ai.providers.openai import OpenAIProvider  # noqa: E402
+from pydantic_ai import Agent, BinaryContent, Embedder, NativeOutput
+from pydantic_ai.embeddings.openai import OpenAIEmbeddingModel
+from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+from pydantic_ai.providers.openai import OpenAIProvider
 
-from tests.compat.compat_support import (  # noqa: E402
+from tests.compat.compat_support import (
     API_KEY,
     MEDIA_TOKENS,
     PARALLEL_PROMPT,
@@ -90,7 +90,9 @@ async def test_an_image_reaches_the_model(stack: Stack, model: str) -> None:
 @pytest.mark.needs_embeddings
 @by_embedding_model()
 async def test_the_embedder(stack: Stack, model: str) -> None:
-    embedder = Embedder(OpenAIEmbeddingModel(model, provider=OpenAIProvider(base_url=stack.v1, api_key=API_KEY)))
+    embedder = Embedder(
+        OpenAIEmbeddingModel(model, provider=OpenAIProvider(base_url=stack.v1, api_key=API_KEY))
+    )
     result = await embedder.embed_documents(["alpha", "bravo", "alpha"])
     vectors = [list(v) for v in result.embeddings]
     assert len(vectors) == 3 and len(vectors[0]) > 0
