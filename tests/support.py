@@ -28,6 +28,9 @@ OPENAI_REASONING_MODEL = "gpt-5"
 ANTHROPIC_MODEL = "claude-3-5-sonnet"
 GEMINI_MODEL = "gemini-2.0-flash"
 MODEL_OF = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "gemini": GEMINI_MODEL}
+#: An embedding model of each provider that has them (Anthropic has none).
+OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 
 #: The product's default lease (``LLMRELAY_LEASE_SECONDS``), which a worker renews in time even on a busy
 #: machine; the queue tests' fixtures use a much shorter one, for the tests of reclaim.

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from llmrelay.simulator.providers._format import MEDIA_TOKENS
 from llmrelay.simulator.tools import instance_of
-from tests.support import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL
+from tests.support import GEMINI_EMBEDDING_MODEL, MODEL_OF, OPENAI_EMBEDDING_MODEL
 
 __all__ = [
     "API_KEY",
@@ -43,10 +43,8 @@ __all__ = [
 #: Any bearer token: the stack runs without LLMRELAY_API_TOKEN.
 API_KEY = "sk-compat-unused"
 
-MODELS = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "gemini": GEMINI_MODEL}
-
-#: The embedding models of the providers that have them, as the catalog names them.
-EMBEDDING_MODELS = {"openai": "text-embedding-3-small", "gemini": "gemini-embedding-001"}
+MODELS = MODEL_OF
+EMBEDDING_MODELS = {"openai": OPENAI_EMBEDDING_MODEL, "gemini": GEMINI_EMBEDDING_MODEL}
 
 #: A prompt that makes the simulator call both declared tools in one turn.
 PARALLEL_PROMPT = "What is the weather and the time in Oslo? [[sim:calls=2]]"

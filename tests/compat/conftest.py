@@ -35,9 +35,12 @@ INSTRUCTOR_BUILD_TIMEOUT = 900.0
 _instructor_build: list[Build] = []  # the one build of this session, once instructor's tests are collected
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Once the tests to run are known (after deselection): instructor's after the others, and its venv's
+    build started."""
     mine = [item for item in items if item.path.parent == HERE and item.path.name == INSTRUCTOR_TESTS]
-    if not mine or _instructor_build:
+    if not mine or _instructor_build or config.option.collectonly:
         return
     others = [i for i, item in enumerate(items) if item.path.parent == HERE and item not in mine]
     if others and others[-1] > items.index(mine[0]):

@@ -101,10 +101,15 @@ async def test_the_embedder(stack: Stack, model: str) -> None:
 
 @pytest.mark.needs_responses
 @by_provider()
-async def test_the_responses_model_with_a_tool(stack: Stack, model: str) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_the_responses_model_with_a_tool(stack: Stack, model: str, stream: bool) -> None:
     tools = ToolBox()
     responses = OpenAIResponsesModel(model, provider=OpenAIProvider(base_url=stack.v1, api_key=API_KEY))
     agent = agent_with_tools(responses, tools)
-    result = await agent.run("What is the weather in Oslo?")
+    if stream:
+        async with agent.run_stream("What is the weather in Oslo?") as streamed:
+            output = await streamed.get_output()
+    else:
+        output = (await agent.run("What is the weather in Oslo?")).output
     assert tools.calls == ToolBox.WEATHER
-    assert result.output
+    assert output
