@@ -27,6 +27,9 @@ from tests.compat.compat_support import (  # noqa: E402
 
 litellm.telemetry = False
 
+# litellm's TypedDicts use ReadOnly, which pydantic warns about each time it builds their schemas.
+pytestmark = pytest.mark.filterwarnings("ignore:.*is using the `ReadOnly` qualifier:UserWarning")
+
 
 def complete(stack: Stack, model: str, messages: list[Any], **params: Any) -> Any:
     return litellm.completion(
