@@ -37,9 +37,14 @@ _instructor_build: list[Build] = []  # the one build of this session, once instr
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Once the tests to run are known (after deselection): instructor's after the others, and its venv's
-    build started."""
+    """Once the tests to run are known (after deselection): bounds that cover the shared fixtures' set-up
+    (a test may be the one that starts the stack, or waits for instructor's venv); instructor's tests
+    after the others, and its venv's build started."""
     mine = [item for item in items if item.path.parent == HERE and item.path.name == INSTRUCTOR_TESTS]
+    for item in items:
+        if item.path.parent == HERE:
+            bound = STARTUP_TIMEOUT + 180 + (INSTRUCTOR_BUILD_TIMEOUT if item in mine else 0)
+            item.add_marker(pytest.mark.timeout(bound))
     if not mine or _instructor_build or config.option.collectonly:
         return
     others = [i for i, item in enumerate(items) if item.path.parent == HERE and item not in mine]
