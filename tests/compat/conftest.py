@@ -3,9 +3,11 @@ of its own; the skips of the tests that need an OpenAI route the façade does no
 instructor's own venv, built in the background from the end of collection (it takes the registry's time)
 while the other libraries' tests run, instructor's last.
 
-The libraries are told before they are imported never to reach the internet (litellm fetches its model
-cost map at import unless told to use the copy it ships; LangSmith and the Agents SDK trace only when
-asked to); the test-wide socket guard (``tests/conftest.py``) fails any test that tries anyway.
+The libraries are told before they are imported never to reach the internet: litellm fetches its model
+cost map at import unless told to use the copy it ships, and has an offline mode for what else it would
+fetch by itself (``litellm/litellm_core_utils/get_model_cost_map.py`` and ``offline_mode.py``, 1.110.2);
+the Agents SDK exports traces unless disabled (``agents/tracing/provider.py``, 0.24.0); LangSmith traces
+only when asked to. The test-wide socket guard (``tests/conftest.py``) fails any test that tries anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ["LITELLM_TELEMETRY"] = "False"
+os.environ["LITELLM_OFFLINE_MODE"] = "true"
 os.environ["LANGCHAIN_TRACING_V2"] = "false"
 os.environ["LANGSMITH_TRACING"] = "false"
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"

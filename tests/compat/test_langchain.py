@@ -104,8 +104,9 @@ def test_with_structured_output_through_function_calling(stack: Stack, model: st
 def test_function_calling_structured_output_on_gemini_needs_parallel_tool_calls_left_unset(
     stack: Stack,
 ) -> None:
-    """langchain's function_calling method sends ``parallel_tool_calls: false``, which Gemini cannot honour:
-    refused naming the parameter (never dropped); ``disabled_params`` leaves it out, and then it works."""
+    """langchain's function_calling method sends ``parallel_tool_calls: false`` (``with_structured_output``
+    in ``langchain_openai/chat_models/base.py``, 1.7.4), which Gemini cannot honour: refused naming the
+    parameter (never dropped); ``disabled_params`` leaves it out, and then it works."""
     refused = chat(stack, GEMINI_MODEL).with_structured_output(City, method="function_calling")
     with pytest.raises(openai.BadRequestError) as caught:
         refused.invoke("A city, please.")

@@ -25,10 +25,8 @@ from tests.compat.compat_support import (  # noqa: E402
     expected_city,
 )
 
-litellm.telemetry = False
-
 # litellm's TypedDicts use ReadOnly, which pydantic warns about each time it builds their schemas.
-pytestmark = pytest.mark.filterwarnings("ignore:.*is using the `ReadOnly` qualifier:UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*using the `ReadOnly` qualifier:UserWarning")
 
 
 def complete(stack: Stack, model: str, messages: list[Any], **params: Any) -> Any:
