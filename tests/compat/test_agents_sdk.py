@@ -1,7 +1,8 @@
 """The OpenAI Agents SDK (``openai-agents``) against ``llmrelay up --simulate``, for a model of each
-provider: ``OpenAIChatCompletionsModel`` for chat, a two-turn tool loop with ``@function_tool`` (streamed
-and not, parallel calls), ``output_type`` and an image; and the SDK's default path, ``Agent(model=...)``
-on the Responses API through ``set_default_openai_client``. Tracing is off: it would export to OpenAI."""
+provider: ``OpenAIChatCompletionsModel`` for chat, a two-turn tool loop with ``@function_tool``
+(streamed and not, parallel calls), a handoff, ``output_type`` and an image; and the SDK's default path,
+``Agent(model=...)`` on the Responses API through ``set_default_openai_client``. Tracing is off: it
+would export to OpenAI."""
 
 from __future__ import annotations
 
@@ -78,6 +79,23 @@ async def test_a_two_turn_tool_loop_with_parallel_calls(
     )
     result = await run(agent, PARALLEL_PROMPT, stream)
     assert sorted(tools.calls) == sorted(ToolBox.BOTH)
+    assert isinstance(result.final_output, str) and result.final_output
+
+
+@by_provider()
+async def test_a_handoff_reaches_the_other_agent(client: openai.AsyncOpenAI, model: str) -> None:
+    # a handoff is a tool call (transfer_to_<agent>) whose result the next agent's turn follows
+    specialist = Agent(
+        name="specialist", instructions="Answer.", model=OpenAIChatCompletionsModel(model, client)
+    )
+    triage = Agent(
+        name="triage",
+        instructions="Hand off.",
+        model=OpenAIChatCompletionsModel(model, client),
+        handoffs=[specialist],
+    )
+    result = await Runner.run(triage, "Please help.")
+    assert result.last_agent is specialist
     assert isinstance(result.final_output, str) and result.final_output
 
 
