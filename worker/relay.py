@@ -107,6 +107,14 @@ class JobEvents:
         """Drop buffered tokens of an attempt that failed (a restart event follows)."""
         self._buffer.clear()
 
+    async def ensure_owned(self) -> None:
+        """Raise LeaseLostError if another delivery of the job began since this one: checked before
+        each provider call, so that a worker that lost its job (stopped, or hung past the stall bound,
+        while another worker reclaimed it) does not call the provider for it again."""
+        current = await self._redis.hget(self._state, "deliveries")  # type: ignore[misc]
+        if current is None or current.decode() != self.deliveries:
+            raise LeaseLostError(self.request_id)
+
     async def restart(self, attempt: int, reason: str) -> None:
         await self.flush()
         await self._write(RestartEvent(self.index + 1, attempt, reason))

@@ -222,6 +222,7 @@ class JobRunner:
                 # limit is configured for its model.
                 known_pause = paused_ms if attempts == 0 and model.provider == job.provider else None
                 await self._limiter.acquire(model, estimate, job.deadline, known_pause)
+                await writer.ensure_owned()
                 attempts += 1
                 if writer.tokens_sent:
                     await writer.restart(attempts, f"retrying after {type(last_error).__name__}")
