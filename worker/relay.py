@@ -48,6 +48,7 @@ class JobEvents:
         deliveries: str,
         last_index: int,
         ttl_ms: int,
+        namespace: str,
     ) -> None:
         self._redis = redis
         self.provider = provider
@@ -59,7 +60,7 @@ class JobEvents:
         self._ttl_ms = ttl_ms
         self._state = keys.state(provider, request_id)
         self._events = keys.events(provider, request_id)
-        self._channel = keys.channel(provider, request_id)
+        self._channel = keys.channel(provider, request_id, namespace=namespace)
         self._suffix = events.context_suffix(context)
         self._buffer: list[Delta] = []
         self._writer: asyncio.Task[None] | None = None

@@ -82,6 +82,7 @@ class JobRunner:
         self._limiter = limiter
         self._metrics = metrics
         self._consumer = consumer
+        self._namespace = keys.namespace(settings.redis_url)
 
     async def run(
         self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes], running: Running
@@ -200,6 +201,7 @@ class JobRunner:
             deliveries=deliveries,
             last_index=last_index,
             ttl_ms=int(self._settings.result_ttl * 1000),
+            namespace=self._namespace,
         )
 
     async def _execute(self, job: Job, writer: JobEvents, bound: Any, paused_ms: int | None) -> LLMResponse:

@@ -395,7 +395,10 @@ class Worker:
         while True:
             pubsub = self._blocking.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(*(keys.control_channel(p) for p in self.providers))
+                namespace = keys.namespace(self.settings.redis_url)
+                await pubsub.subscribe(
+                    *(keys.control_channel(p, namespace=namespace) for p in self.providers)
+                )
                 async for message in pubsub.listen():
                     if message["type"] != "message":
                         continue
