@@ -4,10 +4,12 @@ A job's lease is its pending entry's idle time: every worker reclaims entries id
 lease. Renewed from the event loop, a lease runs out whenever that loop is late (CPU-bound code, a
 long GC pause, a core shared with other processes), and another worker then calls the provider again
 while the first call is still running. An OS thread is scheduled by the kernel and gets the GIL
-within the interpreter's switch interval, so it renews on time while the loop is slow. Only what
-stops the whole process (a kill, a crash, SIGSTOP, the node's loss) stops it, and that is what reclaim
-is for. A loop that has made no progress for ``stall_seconds`` is hung, not slow: its jobs are no
-longer renewed, so they are reclaimed a lease later.
+within the interpreter's switch interval (5 ms by default: ``sys.setswitchinterval``,
+https://docs.python.org/3/library/sys.html#sys.setswitchinterval, read 2026-12-01), so it renews on
+time while the loop is slow. Only what stops the whole process (a kill, a crash, SIGSTOP, the node's
+loss) stops it, and that is what reclaim is for. A loop that has made no progress for
+``stall_seconds`` is hung, not slow: its jobs are no longer renewed, so they are reclaimed a lease
+later.
 """
 
 from __future__ import annotations

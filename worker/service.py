@@ -117,6 +117,7 @@ class Worker:
         for provider in self.providers:
             self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
+        self._tasks.append(asyncio.create_task(self._pulse(), name="pulse"))
         self._tasks.append(asyncio.create_task(self._control(), name="control"))
         self._housekeeper = housekeeper(self.settings, self.providers, self.governance)
         self._tasks.append(asyncio.create_task(self._housekeeper.async_run(), name="housekeeping"))
@@ -276,13 +277,20 @@ class Worker:
 
     # -- leases, reclaim, heartbeat -------------------------------------------------------------------
 
+    async def _pulse(self) -> None:
+        """Tell the lease keeper, every third of a lease, that the event loop is turning (a task of its
+        own: a slow Redis round trip elsewhere is not a stalled loop)."""
+        every = max(0.05, self.settings.lease_seconds / 3)
+        while True:
+            self._leases.progress()
+            await asyncio.sleep(every)
+
     async def _maintain(self) -> None:
-        """Tell the lease keeper the loop is turning, reclaim stalled jobs, beat the heart."""
+        """Reclaim stalled jobs, beat the heart."""
         lease = self.settings.lease_seconds
         every = max(0.05, lease / 3)
         next_reclaim = next_beat = 0.0
         while True:
-            self._leases.progress()
             try:
                 now = time.monotonic()
                 if now >= next_reclaim and not self._stopping.is_set():
