@@ -203,3 +203,23 @@ async def test_renewal_leaves_alone_an_entry_another_consumer_reclaimed(settings
     [pending] = client.xpending_range(STREAM, keys.GROUP, min="-", max="+", count=10)
     assert pending["consumer"] == b"heir" and pending["time_since_delivered"] < 5000
     assert pending["times_delivered"] == 1  # renewing is not a delivery
+
+
+async def test_the_lease_thread_outlives_a_redis_it_cannot_reach() -> None:
+    from structlog.testing import capture_logs
+
+    from llmrelay.worker.leases import LeaseKeeper
+
+    keeper = LeaseKeeper("redis://127.0.0.1:1/0", "lonely", lease_seconds=0.15, stall_seconds=60)
+    keeper.add(STREAM, "1-0")
+    with capture_logs() as logs:
+
+        def failures() -> list[dict[str, Any]]:
+            return [e for e in logs if e["event"] == "lease renewal failed"]
+
+        keeper.start()
+        try:
+            await poll(lambda: len(failures()) >= 2, timeout=30)  # it failed, and tried again
+        finally:
+            await asyncio.to_thread(keeper.stop)
+    assert failures()[0]["error"] == "ConnectionError"
