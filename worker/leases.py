@@ -43,7 +43,7 @@ class LeaseKeeper:
         self._consumer = consumer
         self._every = max(0.05, lease_seconds / 3)
         self._timeout = max(1.0, lease_seconds)
-        # The loop reports progress once per maintenance round (a third of a lease apart).
+        # The loop reports progress every third of a lease: a bound below the lease would misread that.
         self.stall_seconds = max(stall_seconds, lease_seconds)
         self._entries: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -65,6 +65,7 @@ class LeaseKeeper:
 
     def start(self) -> None:
         self._stop.clear()
+        self._progress = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"leases-{self._consumer}", daemon=True)
         self._thread.start()
 
