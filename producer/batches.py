@@ -179,7 +179,7 @@ async def results(redis: Redis, batch_id: str, offset: int, limit: int | None) -
             )
 
 
-async def cancel(redis: Redis, batch_id: str, result_ttl: int) -> int:
+async def cancel(redis: Redis, batch_id: str, result_ttl: int, namespace: str) -> int:
     """Cancel a batch: only the call that moves it from feeding or running to cancelled counts its
     never-fed items; queued and running items are cancelled one by one (the feeder cancels any it
     moved into a stream while this ran)."""
@@ -195,7 +195,7 @@ async def cancel(redis: Redis, batch_id: str, result_ttl: int) -> int:
             cancelled += index >= fed  # never fed: it never will be (else: expired)
         elif raw in (b"queued", b"running"):
             provider, request_id = entries[index]
-            cancelled += await cancel_request(redis, provider, request_id, result_ttl)
+            cancelled += await cancel_request(redis, provider, request_id, result_ttl, namespace=namespace)
     return cancelled
 
 

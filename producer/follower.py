@@ -27,9 +27,10 @@ from llmrelay.shared.events import TERMINAL, ErrorEvent, StreamEvent, ToolCallEv
 class EventFollower:
     """Follows requests' events over one Redis client and the process's shared pub/sub connection."""
 
-    def __init__(self, redis: Redis, subscriptions: Subscriptions) -> None:
+    def __init__(self, redis: Redis, subscriptions: Subscriptions, namespace: str) -> None:
         self._redis = redis
         self._subs = subscriptions
+        self._namespace = namespace  # the deployment's, in its channel names (keys.namespace)
 
     async def follow(
         self,
@@ -50,7 +51,9 @@ class EventFollower:
         ``terminal_only`` yields the terminal event alone. RequestTimeoutError past ``deadline``.
         """
         if queue is None:
-            async with self._subs.subscription(keys.channel(provider, request_id)) as own:
+            async with self._subs.subscription(
+                keys.channel(provider, request_id, namespace=self._namespace)
+            ) as own:
                 async for event in self.follow(
                     provider, request_id, after, deadline, queue=own, terminal_only=terminal_only
                 ):

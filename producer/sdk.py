@@ -57,6 +57,7 @@ class LLMProducer:
         if redis_url is not None:
             self.settings = self.settings.model_copy(update={"redis_url": redis_url})
         self.governance = governance or Governance.from_settings(self.settings)
+        self.namespace = keys.namespace(self.settings.redis_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self._pool: BlockingConnectionPool | None = None
         self._redis: Redis | None = None
@@ -87,7 +88,7 @@ class LLMProducer:
         except BackendUnavailableError:
             await self.aclose()
             raise
-        self._follower = EventFollower(self._redis, self._subs)
+        self._follower = EventFollower(self._redis, self._subs, self.namespace)
 
     async def aclose(self) -> None:
         self._follower = None
@@ -174,7 +175,10 @@ class LLMProducer:
         return await self._cancel_on(await self._provider_of(request_id), request_id)
 
     async def _cancel_on(self, provider: str, request_id: str) -> bool:
-        return await backend_call(cancel_request(self.redis, provider, request_id, self.settings.result_ttl))
+        ttl = self.settings.result_ttl
+        return await backend_call(
+            cancel_request(self.redis, provider, request_id, ttl, namespace=self.namespace)
+        )
 
     # -- bulk workloads ---------------------------------------------------------------------------------
 
@@ -210,7 +214,9 @@ class LLMProducer:
     async def batch_cancel(self, batch_id: str) -> int:
         """Stop feeding the batch and cancel its queued and running items; returns how many this call
         cancelled (0 for a batch that had already ended or been cancelled)."""
-        return await backend_call(batches.cancel(self.redis, batch_id, self.settings.result_ttl))
+        return await backend_call(
+            batches.cancel(self.redis, batch_id, self.settings.result_ttl, self.namespace)
+        )
 
     async def status(self, request_id: str) -> str:
         provider = await self._provider_of(request_id)
@@ -235,7 +241,7 @@ class LLMProducer:
         deadline = time.monotonic() + (job.deadline - job.enqueued_at) + DEADLINE_GRACE
         follower = self._follow()
         # Subscribed before the job is queued: pub/sub has no replay, and a fast job could end unseen.
-        channel = keys.channel(job.provider, job.request_id)
+        channel = keys.channel(job.provider, job.request_id, namespace=self.namespace)
         with redis_failures():
             async with self._subscriptions().subscription(channel) as queue:
                 state, detail = await self._enqueue_job(job)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 from llmrelay.shared.catalog import Provider
 from llmrelay.shared.models import Priority
@@ -41,14 +42,30 @@ def events(provider: Provider | str, request_id: str) -> str:
     return f"{tag(provider)}:ev:{request_id}"
 
 
-def channel(provider: Provider | str, request_id: str) -> str:
-    """Pub/sub channel on which a request's events are published live."""
-    return f"{PREFIX}:ch:{provider}:{request_id}"
+def namespace(redis_url: str) -> str:
+    """What sets a deployment's pub/sub channels apart from another's on the same Redis server.
+
+    Keys live in the URL's DB, but pub/sub ignores SELECT: two deployments in DBs 0 and 1 of one server
+    would hear each other's events and cancellations of a request id both use. The namespace is ``""``
+    for DB 0 (the channel names every deployment had before) and ``db<n>`` for DB n.
+    """
+    parts = urlsplit(redis_url)
+    db = (parse_qs(parts.query).get("db") or [""])[0] or parts.path.strip("/")
+    return f"db{int(db)}" if db.isdigit() and int(db) else ""
 
 
-def control_channel(provider: Provider | str) -> str:
+def _scoped(kind: str, namespace: str) -> str:
+    return f"{PREFIX}:{kind}:{namespace}:" if namespace else f"{PREFIX}:{kind}:"
+
+
+def channel(provider: Provider | str, request_id: str, *, namespace: str) -> str:
+    """Pub/sub channel on which a request's events are published live (``namespace``: see there)."""
+    return f"{_scoped('ch', namespace)}{provider}:{request_id}"
+
+
+def control_channel(provider: Provider | str, *, namespace: str) -> str:
     """Pub/sub channel on which cancellations of running jobs reach the workers."""
-    return f"{PREFIX}:ctl:{provider}"
+    return f"{_scoped('ctl', namespace)}{provider}"
 
 
 def pause(provider: Provider | str) -> str:

@@ -61,8 +61,11 @@ async def enqueue(redis: Redis, job: Job, settings: Settings) -> tuple[str, Any]
     return (outcome.decode() if isinstance(outcome, bytes) else str(outcome)), detail
 
 
-async def cancel_request(redis: Redis, provider: str, request_id: str, result_ttl: int) -> bool:
-    """Cancel a queued or running request; True if this call cancelled it (or asked its worker to)."""
+async def cancel_request(
+    redis: Redis, provider: str, request_id: str, result_ttl: int, *, namespace: str
+) -> bool:
+    """Cancel a queued or running request; True if this call cancelled it (or asked its worker to).
+    ``namespace`` is the deployment's (``keys.namespace``): it names the channels the script publishes on."""
     stream = await redis.hget(keys.state(provider, request_id), "stream")  # type: ignore[misc]
     error = RequestCancelledError("cancelled by the caller")
     # The script chooses the index and closes the event with the job's own context suffix.
@@ -75,8 +78,8 @@ async def cancel_request(redis: Redis, provider: str, request_id: str, result_tt
             stream.decode() if stream else keys.work_stream(provider, "interactive"),
         ],
         [
-            keys.channel(provider, request_id),
-            keys.control_channel(provider),
+            keys.channel(provider, request_id, namespace=namespace),
+            keys.control_channel(provider, namespace=namespace),
             request_id,
             keys.GROUP,
             encode_error(error),

@@ -61,6 +61,23 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'deliveries',
 return {'run', seq, deliveries, redis.call('PTTL', KEYS[3])}
 """
 
+#: KEYS: work stream. ARGV: group, consumer, entry ids.
+#: Renews the lease of each entry the consumer still owns (XCLAIM resets its idle time), and leaves
+#: alone one that another consumer reclaimed meanwhile: renewing it would take it back from its new
+#: owner, and once the old owner let go nobody would renew it. Returns how many were renewed.
+RENEW: Final = """
+local mine = {}
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then mine[#mine + 1] = ARGV[i] end
+end
+local count = #mine
+if count == 0 then return 0 end
+mine[count + 1] = 'JUSTID'
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(mine))
+return count
+"""
+
 #: KEYS: state, events stream. ARGV: channel, event index, event payload, events ttl (ms), deliveries.
 #: Appends one event to the request's event log and publishes it. Refuses (returns 0) when the caller
 #: no longer owns the job (another delivery began since), so a stalled worker cannot write.

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     max_queue_length: int = Field(default=10_000, ge=1, validation_alias="LLMRELAY_MAX_QUEUE_LENGTH")
     result_ttl: int = Field(default=3600, ge=1, validation_alias="LLMRELAY_RESULT_TTL")
     lease_seconds: float = Field(default=15.0, gt=0, validation_alias="LLMRELAY_LEASE_SECONDS")
+    # How long a worker's event loop may make no progress before its jobs stop being renewed (and are
+    # reclaimed a lease later): a slow loop keeps its jobs, a hung one loses them. At least the lease.
+    stall_seconds: float = Field(default=60.0, gt=0, validation_alias="LLMRELAY_STALL_SECONDS")
     max_deliveries: int = Field(default=5, ge=1, validation_alias="LLMRELAY_MAX_DELIVERIES")
     worker_concurrency: int = Field(default=256, ge=1, validation_alias="LLMRELAY_WORKER_CONCURRENCY")
     batch_min_slots: int = Field(default=1, ge=0, validation_alias="LLMRELAY_BATCH_MIN_SLOTS")

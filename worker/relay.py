@@ -57,6 +57,7 @@ class JobEvents:
         deliveries: str,
         last_index: int,
         ttl_ms: int,
+        namespace: str,
     ) -> None:
         self._redis = redis
         self.provider = provider
@@ -68,7 +69,7 @@ class JobEvents:
         self._ttl_ms = ttl_ms
         self._state = keys.state(provider, request_id)
         self._events = keys.events(provider, request_id)
-        self._channel = keys.channel(provider, request_id)
+        self._channel = keys.channel(provider, request_id, namespace=namespace)
         self._suffix = events.context_suffix(context)
         self._buffer: list[Delta] = []
         self._writer: asyncio.Task[None] | None = None
@@ -115,6 +116,14 @@ class JobEvents:
     def discard(self) -> None:
         """Drop buffered tokens of an attempt that failed (a restart event follows)."""
         self._buffer.clear()
+
+    async def ensure_owned(self) -> None:
+        """Raise LeaseLostError if another delivery of the job began since this one: checked before
+        each provider call, so that a worker that lost its job (stopped, or hung past the stall bound,
+        while another worker reclaimed it) does not call the provider for it again."""
+        current = await self._redis.hget(self._state, "deliveries")  # type: ignore[misc]
+        if current is None or current.decode() != self.deliveries:
+            raise LeaseLostError(self.request_id)
 
     async def restart(self, attempt: int, reason: str) -> None:
         await self.flush()

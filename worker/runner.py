@@ -100,6 +100,8 @@ class JobRunner:
         self._consumer = consumer
         self._artifacts = ArtifactStore(redis, settings.result_ttl)
 
+        self._namespace = keys.namespace(settings.redis_url)
+
     async def run(
         self, provider: str, lane: str, entry_id: str, fields: dict[bytes, bytes], running: Running
     ) -> None:
@@ -221,6 +223,7 @@ class JobRunner:
             deliveries=deliveries,
             last_index=last_index,
             ttl_ms=int(self._settings.result_ttl * 1000),
+            namespace=self._namespace,
         )
 
     async def _execute(
@@ -244,6 +247,7 @@ class JobRunner:
                 # limit is configured for its model.
                 known_pause = paused_ms if attempts == 0 and model.provider == job.provider else None
                 await self._limiter.acquire(model, estimate, job.deadline, known_pause)
+                await writer.ensure_owned()
                 attempts += 1
                 if writer.tokens_sent:
                     await writer.restart(attempts, f"retrying after {type(last_error).__name__}")

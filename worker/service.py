@@ -37,6 +37,7 @@ from llmrelay.shared.payloads import WorkerHeartbeat, encode_heartbeat, encode_m
 from llmrelay.shared.settings import Settings
 from llmrelay.worker import lanes
 from llmrelay.worker.housekeeping import close_housekeeper, delete_consumer_if_idle, housekeeper
+from llmrelay.worker.leases import LeaseKeeper
 from llmrelay.worker.providers import build_adapter
 from llmrelay.worker.providers.base import ProviderAdapter
 from llmrelay.worker.ratelimit import RateLimiter
@@ -81,6 +82,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._redis: Redis | None = None
         self._blocking: Redis | None = None
+        self._leases = LeaseKeeper(
+            settings.redis_url, self.worker_id, settings.lease_seconds, settings.stall_seconds
+        )
         self.started = asyncio.Event()
         self.jobs_done = 0
 
@@ -110,9 +114,11 @@ class Worker:
         for provider in self.providers:
             self._adapter(provider)  # SDK clients are built before the first job, not by it
         await self._heartbeat_once()
+        self._leases.start()
         for provider in self.providers:
             self._tasks.append(asyncio.create_task(self._consume(provider), name=f"consume-{provider}"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
+        self._tasks.append(asyncio.create_task(self._pulse(), name="pulse"))
         self._tasks.append(asyncio.create_task(self._control(), name="control"))
         served = check_served_models(self.settings, self.governance, self._adapter, self.providers)
         self._tasks.append(asyncio.create_task(served, name="served-models"))
@@ -137,11 +143,14 @@ class Worker:
             log.info("draining in-flight jobs", count=len(inflight), grace=grace)
             _done, pending = await asyncio.wait(inflight, timeout=grace)
             if pending:
+                # Stopped first: a renewal after the hand-back would undo it.
+                await asyncio.to_thread(self._leases.stop)
                 handed_back = await self._hand_back()
                 log.warning("grace period over; jobs handed back", count=handed_back)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._leases.stop)
         await close_housekeeper(self._housekeeper)
         await self._deregister()
         for adapter in self._adapters.values():
@@ -240,6 +249,7 @@ class Worker:
         request_id, _job = read_entry(fields)
         running = Running(request_id=request_id, entry_id=entry_id, lane=lane)
         self._running[provider][entry_id] = running
+        self._leases.add(keys.work_stream(provider, lane), entry_id)
         if lane == "batch":
             self._batch_inflight[provider] += 1
         self.metrics.inflight.labels(provider, lane).inc()
@@ -261,6 +271,7 @@ class Worker:
         except Exception:
             log.exception("job crashed; it will be reclaimed", provider=provider, entry_id=entry_id)
         finally:
+            self._leases.discard(keys.work_stream(provider, lane), entry_id)
             self._running[provider].pop(entry_id, None)
             if lane == "batch":
                 self._batch_inflight[provider] -= 1
@@ -269,14 +280,21 @@ class Worker:
 
     # -- leases, reclaim, heartbeat -------------------------------------------------------------------
 
+    async def _pulse(self) -> None:
+        """Tell the lease keeper, every third of a lease, that the event loop is turning (a task of its
+        own: a slow Redis round trip elsewhere is not a stalled loop)."""
+        every = max(0.05, self.settings.lease_seconds / 3)
+        while True:
+            self._leases.progress()
+            await asyncio.sleep(every)
+
     async def _maintain(self) -> None:
-        """Renew the leases of running jobs, reclaim stalled ones, beat the heart."""
+        """Reclaim stalled jobs, beat the heart."""
         lease = self.settings.lease_seconds
-        renew_every = max(0.05, lease / 3)
+        every = max(0.05, lease / 3)
         next_reclaim = next_beat = 0.0
         while True:
             try:
-                await self._renew()
                 now = time.monotonic()
                 if now >= next_reclaim and not self._stopping.is_set():
                     await self._reclaim()
@@ -288,17 +306,7 @@ class Worker:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("maintenance round failed", error=type(exc).__name__)
-            await asyncio.sleep(renew_every)
-
-    async def _renew(self) -> None:
-        for provider, running in self._running.items():
-            by_lane: dict[str, list[Any]] = {}
-            for r in running.values():
-                by_lane.setdefault(r.lane, []).append(r.entry_id)
-            for lane, ids in by_lane.items():
-                await self.redis.xclaim(
-                    keys.work_stream(provider, lane), keys.GROUP, self.worker_id, 0, ids, justid=True
-                )
+            await asyncio.sleep(every)
 
     async def _reclaim(self) -> None:
         min_idle = int(self.settings.lease_seconds * 1000)
@@ -398,7 +406,10 @@ class Worker:
         while True:
             pubsub = self._blocking.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(*(keys.control_channel(p) for p in self.providers))
+                namespace = keys.namespace(self.settings.redis_url)
+                await pubsub.subscribe(
+                    *(keys.control_channel(p, namespace=namespace) for p in self.providers)
+                )
                 async for message in pubsub.listen():
                     if message["type"] != "message":
                         continue

@@ -29,10 +29,11 @@ def sim() -> Iterator[SimulatorServer]:
 def env(sim: SimulatorServer, redis_url: str) -> dict[str, str]:
     """The environment a worker process of these tests runs with.
 
-    The lease is short so that the tests of reclaim (a killed worker's jobs) end quickly. A worker
-    that cannot renew within it (a starved process on a busy machine) loses its running jobs to
-    another worker: tests that run many jobs on several workers without meaning to test reclaim
-    give those workers ``tests.support.DEFAULT_LEASE`` instead.
+    The lease is short so that the tests of reclaim (a killed worker's jobs) end quickly. Leases are
+    renewed from a thread of the worker's own, so a slow worker keeps its jobs, but a process the
+    machine leaves wholly unscheduled for a lease loses them to another worker: tests that run many
+    jobs on several workers without meaning to test reclaim give those workers
+    ``tests.support.DEFAULT_LEASE`` instead.
     """
     sim.reset()
     return {

@@ -91,9 +91,9 @@ def test_request_keys_are_distinct_per_request_and_kind() -> None:
 
 
 def test_channels_name_the_provider_and_request() -> None:
-    assert keys.channel("gemini", "req-1") == "llmrelay:ch:gemini:req-1"
-    assert keys.control_channel("anthropic") == "llmrelay:ctl:anthropic"
-    assert keys.channel("gemini", "req-1") != keys.channel("openai", "req-1")
+    assert keys.channel("gemini", "req-1", namespace="") == "llmrelay:ch:gemini:req-1"
+    assert keys.control_channel("anthropic", namespace="") == "llmrelay:ctl:anthropic"
+    assert keys.channel("gemini", "req-1", namespace="") != keys.channel("openai", "req-1", namespace="")
 
 
 def test_process_wide_keys_use_the_prefix() -> None:

@@ -128,7 +128,7 @@ async def test_cancel_of_a_queued_job_writes_the_encoded_error_with_its_context(
     suffix = events.context_suffix(context)
     try:
         await _enqueue(client, suffix)
-        assert await cancel_request(client, "openai", "r-1", 60)
+        assert await cancel_request(client, "openai", "r-1", 60, namespace="")
         entries = await client.xrange(EVENTS)
     finally:
         await client.aclose()
