@@ -24,7 +24,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from llmrelay.shared.catalog import ModelInfo, Provider
-from llmrelay.shared.errors import CapabilityNotSupportedError, ContextLengthExceededError, InvalidRequestError
+from llmrelay.shared.errors import (
+    CapabilityNotSupportedError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+)
 from llmrelay.shared.models import (
     MAX_METADATA_BYTES,
     MAX_TIMEOUT_SECONDS,
