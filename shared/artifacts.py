@@ -98,7 +98,7 @@ def _is_base64(value: object) -> bool:
 
 def conversation_digest(request: LLMRequest, provider: str, model: str, messages: Sequence[Message]) -> str:
     """The scope of the calls an assistant turn makes after ``messages``: who asks, on which model,
-    after which conversation (every field of every message, in a canonical form)."""
+    after which conversation (every field of every message but the system ones, in a canonical form)."""
     digest = _scope_start(request, provider, model)
     for message in messages:
         _add(digest, message)
@@ -135,6 +135,11 @@ def _scope_start(request: LLMRequest, provider: str, model: str) -> HASH:
 
 
 def _add(digest: HASH, message: Message) -> None:
+    # System messages are not part of the scope: agent frameworks rewrite them between turns (a handoff
+    # brings the next agent's instructions, a prompt may carry the date), and the provider does not sign
+    # them. What the model saw of the conversation (user, assistant and tool turns) is.
+    if message.role == "system":
+        return
     digest.update(orjson.dumps(message.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
     digest.update(b"\x00")
 

@@ -88,3 +88,14 @@ def test_the_key_hashes_the_call_id_under_the_providers_tag() -> None:
     key = artifact_key("gemini", "scope", "call/../*")
     assert key.startswith(keys.tag("gemini") + ":art:") and "*" not in key
     assert key != artifact_key("gemini", "scope2", "call/../*")
+
+
+def test_system_messages_are_not_part_of_the_scope() -> None:
+    """A handoff brings the next agent's instructions: the calls made before it are still found."""
+    request = _request()
+    with_system = LLMRequest(
+        model="m", messages=[Message(role="system", content="You are the specialist."), *request.messages]
+    )
+    assert turn_scopes(with_system, "gemini", "m") == turn_scopes(request, "gemini", "m")
+    edited = LLMRequest(model="m", messages=[Message(role="user", content="bye"), *request.messages[1:]])
+    assert turn_scopes(edited, "gemini", "m")["a"] != turn_scopes(request, "gemini", "m")["a"]
