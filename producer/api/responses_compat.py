@@ -36,6 +36,7 @@ HONOURED = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning",
     "max_output_tokens", "temperature", "top_p", "stream", "stream_options", "metadata", "store",
     "previous_response_id", "user", "truncation", "include", "service_tier", "background", "top_logprobs",
+    "prompt_cache_options",
 })  # fmt: skip
 #: Parameters refused whenever they carry a value, with what to do instead where there is something.
 REFUSED = {
@@ -146,7 +147,7 @@ def parse_responses(
         "tool_choice": body.get("tool_choice") or "auto",
         "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "text": {"format": _format_echo(request), "verbosity": None},
-        "reasoning": {"effort": effort, "summary": None},
+        "reasoning": _reasoning_echo(body.get("reasoning"), effort),
         "max_output_tokens": body.get("max_output_tokens"),
         "temperature": body.get("temperature"),
         "top_p": body.get("top_p"),
@@ -199,6 +200,7 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
         raise refuse("background", "background responses (use JSON-RPC llm.submit and llm.result)")
     if body.get("top_logprobs") not in (None, 0):
         raise refuse("top_logprobs", "top_logprobs")
+    _prompt_cache_options(body.get("prompt_cache_options"))
     include = body.get("include")
     if include is not None:
         if not isinstance(include, list):
@@ -206,6 +208,31 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
         for value in include:
             if value not in NO_OP_INCLUDES:
                 raise refuse("include", f"include {value!r}")
+
+
+#: ``prompt_cache_options`` values that ask for what every request already gets: the providers' implicit
+#: prompt caching with its default lifetime. ``comparison_response_id`` only asks for cache diagnostics
+#: "when the feature is enabled" (the openai SDK's ``PromptCacheOptions``), which llmrelay does not
+#: produce, so naming one changes nothing (pydantic-ai sends it on every later turn).
+_CACHE_DEFAULTS = {"mode": "implicit", "ttl": "30m", "prewarm": False}
+
+
+def _prompt_cache_options(options: Any) -> None:
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ChatRequestError("prompt_cache_options must be an object", "prompt_cache_options")
+    for key, value in options.items():
+        if key == "comparison_response_id":
+            if value is not None and not isinstance(value, str):
+                raise ChatRequestError(
+                    "prompt_cache_options.comparison_response_id must be a string",
+                    "prompt_cache_options.comparison_response_id",
+                )
+        elif key not in _CACHE_DEFAULTS:
+            raise refuse(f"prompt_cache_options.{key}", f"prompt_cache_options.{key}")
+        elif value is not None and value != _CACHE_DEFAULTS[key]:
+            raise refuse(f"prompt_cache_options.{key}", f"prompt_cache_options.{key} {value!r}")
 
 
 def _stream_options(options: Any) -> None:
@@ -283,6 +310,20 @@ def _text(raw: Any) -> dict[str, Any] | None:
     raise ChatRequestError("text.format type must be text, json_object or json_schema", "text.format.type")
 
 
+#: ``reasoning.context`` picks which earlier reasoning the model sees again. llmrelay gives back the
+#: reasoning of the current turn's tool calls (kept by the worker, see docs/architecture.md "Provider
+#: artifacts") and no other: whatever is asked, the response reports ``current_turn``, the mode used, as
+#: the API reports the effective mode on a response.
+REASONING_CONTEXTS = ("auto", "current_turn", "all_turns")
+
+
+def _reasoning_echo(raw: Any, effort: str | None) -> dict[str, Any]:
+    echo: dict[str, Any] = {"effort": effort, "summary": None}
+    if isinstance(raw, dict) and raw.get("context") is not None:
+        echo["context"] = "current_turn"
+    return echo
+
+
 def _reasoning(raw: Any) -> str | None:
     if raw is None:
         return None
@@ -291,7 +332,11 @@ def _reasoning(raw: Any) -> str | None:
     for key, value in raw.items():
         if key in ("summary", "generate_summary") and value is not None:
             raise refuse(f"reasoning.{key}", "reasoning summaries")
-        if key not in ("effort", "summary", "generate_summary"):
+        if key == "context" and value not in (None, *REASONING_CONTEXTS):
+            raise ChatRequestError(
+                f"reasoning.context must be one of {', '.join(REASONING_CONTEXTS)}", "reasoning.context"
+            )
+        if key not in ("effort", "summary", "generate_summary", "context"):
             raise refuse(f"reasoning.{key}", f"reasoning.{key}")
     effort = raw.get("effort")
     if effort is not None and effort not in REASONING_EFFORTS:

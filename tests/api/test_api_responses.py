@@ -189,6 +189,20 @@ def test_parameters_map_onto_the_request_and_are_echoed() -> None:
     assert (echo["metadata"], echo["user"], echo["parallel_tool_calls"]) == ({"team": "a"}, "user-42", False)
 
 
+def test_prompt_cache_options_at_their_defaults_are_accepted() -> None:
+    options = {"mode": "implicit", "ttl": "30m", "prewarm": False, "comparison_response_id": "resp_1"}
+    assert parse(prompt_cache_options=options).request.messages[0].text == "hi"
+
+
+@pytest.mark.parametrize("context", ["auto", "current_turn", "all_turns"])
+def test_a_reasoning_context_is_answered_with_the_mode_served(context: str) -> None:
+    """llmrelay gives back the reasoning of the current turn's tool calls only, and says so."""
+    call = parse(reasoning={"effort": "low", "context": context})
+    assert call.request.reasoning is not None and call.request.reasoning.effort == "low"
+    assert call.echo["reasoning"] == {"effort": "low", "summary": None, "context": "current_turn"}
+    assert "context" not in parse(reasoning={"effort": "low"}).echo["reasoning"]
+
+
 def test_a_call_after_a_text_message_joins_it_and_a_call_after_history_starts_a_turn() -> None:
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Looking."}]
     body = {
@@ -240,6 +254,12 @@ def test_defaults_are_stateless_and_echo_openais_defaults() -> None:
         ({"text": {"format": {"type": "text"}, "verbosity": "low"}}, "text.verbosity"),
         ({"reasoning": {"effort": "low", "summary": "auto"}}, "reasoning.summary"),
         ({"reasoning": {"effort": "xhigh"}}, "reasoning.effort"),
+        ({"reasoning": {"context": "everything"}}, "reasoning.context"),
+        ({"prompt_cache_options": {"mode": "explicit"}}, "prompt_cache_options.mode"),
+        ({"prompt_cache_options": {"ttl": "12h"}}, "prompt_cache_options.ttl"),
+        ({"prompt_cache_options": {"prewarm": True}}, "prompt_cache_options.prewarm"),
+        ({"prompt_cache_options": {"breakpoints": 2}}, "prompt_cache_options.breakpoints"),
+        ({"prompt_cache_options": "on"}, "prompt_cache_options"),
         ({"truncation": "auto"}, "truncation"),
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"service_tier": "flex"}, "service_tier"),
