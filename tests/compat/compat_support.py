@@ -13,7 +13,6 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import httpx2
 import pytest
 from pydantic import BaseModel
 
@@ -30,14 +29,12 @@ __all__ = [
     "PNG_B64",
     "PNG_BYTES",
     "PNG_DATA_URL",
-    "ROUTE_OF_MARKER",
     "City",
     "Stack",
     "ToolBox",
     "by_embedding_model",
     "by_provider",
     "expected_city",
-    "missing_routes",
 ]
 
 #: Any bearer token: the stack runs without LLMRELAY_API_TOKEN.
@@ -67,24 +64,11 @@ def by_embedding_model() -> pytest.MarkDecorator:
 
 
 #: The OpenAI routes some tests need, by the marker that says so.
-ROUTE_OF_MARKER = {"needs_responses": "/v1/responses", "needs_embeddings": "/v1/embeddings"}
-
-
-def missing_routes(base: str) -> frozenset[str]:
-    """The routes of ``ROUTE_OF_MARKER`` the façade at ``base`` answers 404 (where served, an empty body
-    gets a 400)."""
-    with httpx2.Client(timeout=30, trust_env=False) as client:
-        return frozenset(
-            r for r in ROUTE_OF_MARKER.values() if client.post(base + r, json={}).status_code == 404
-        )
-
-
 @dataclass(frozen=True)
 class Stack:
-    """A running ``llmrelay up --simulate``: where its façade is, and which OpenAI routes it lacks."""
+    """A running ``llmrelay up --simulate``: where its façade is."""
 
     base: str
-    missing_routes: frozenset[str]
 
     @property
     def v1(self) -> str:

@@ -25,7 +25,7 @@ os.environ["LANGSMITH_TRACING"] = "false"
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
 
 from tests.cli.clitools import Spawned, clean_env, free_port
-from tests.compat.compat_support import ROUTE_OF_MARKER, Stack, missing_routes
+from tests.compat.compat_support import Stack
 from tests.compat.instructor_env import Build, python_of
 from tests.support import wait_for
 
@@ -101,13 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             log=spawned.log,
         )
         base = f"http://127.0.0.1:{port}"
-        yield Stack(base, missing_routes(base))
+        yield Stack(base)
     finally:
         spawned.kill_all()
 
-
-@pytest.fixture(autouse=True)
-def _route_served(request: pytest.FixtureRequest, stack: Stack) -> None:
-    for marker, route in ROUTE_OF_MARKER.items():
-        if request.node.get_closest_marker(marker) and route in stack.missing_routes:
-            pytest.skip(f"the façade answers 404 on POST {route}: that route is not served by this build")

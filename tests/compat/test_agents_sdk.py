@@ -128,7 +128,6 @@ def default_client(client: openai.AsyncOpenAI) -> Iterator[None]:
     set_default_openai_client(openai.AsyncOpenAI(api_key=API_KEY), use_for_tracing=False)
 
 
-@pytest.mark.needs_responses
 @by_provider()
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.usefixtures("default_client")

@@ -130,7 +130,6 @@ def test_an_image_reaches_the_model(stack: Stack, model: str) -> None:
     assert seen.usage_metadata["input_tokens"] - plain.usage_metadata["input_tokens"] == MEDIA_TOKENS
 
 
-@pytest.mark.needs_embeddings
 @by_embedding_model()
 def test_openai_embeddings(stack: Stack, model: str) -> None:
     # check_embedding_ctx_length=False: otherwise the texts are tokenized with tiktoken first, which
@@ -144,7 +143,6 @@ def test_openai_embeddings(stack: Stack, model: str) -> None:
     assert embeddings.embed_query("alpha") == vectors[0]
 
 
-@pytest.mark.needs_responses
 @by_provider()
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_the_responses_api_with_a_tool(stack: Stack, model: str, stream: bool) -> None:

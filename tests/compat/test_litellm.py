@@ -94,7 +94,6 @@ def test_an_image_reaches_the_model(stack: Stack, model: str) -> None:
     assert seen.usage.prompt_tokens - plain.usage.prompt_tokens == MEDIA_TOKENS
 
 
-@pytest.mark.needs_embeddings
 @by_embedding_model()
 def test_embedding(stack: Stack, model: str) -> None:
     reply = litellm.embedding(
@@ -105,7 +104,6 @@ def test_embedding(stack: Stack, model: str) -> None:
     assert vectors[0] == vectors[2] != vectors[1]
 
 
-@pytest.mark.needs_responses
 @by_provider()
 def test_the_responses_api_with_a_tool(stack: Stack, model: str) -> None:
     tools = ToolBox()

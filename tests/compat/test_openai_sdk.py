@@ -92,7 +92,6 @@ def test_an_image_reaches_the_model(client: openai.OpenAI, model: str) -> None:
     assert seen.usage.prompt_tokens - plain.usage.prompt_tokens == MEDIA_TOKENS
 
 
-@pytest.mark.needs_embeddings
 @by_embedding_model()
 def test_embeddings(client: openai.OpenAI, model: str) -> None:
     reply = client.embeddings.create(model=model, input=["alpha", "bravo", "alpha"])
@@ -117,7 +116,6 @@ RESPONSES_TOOL: Any = {
 }
 
 
-@pytest.mark.needs_responses
 @by_provider()
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_the_responses_api_with_a_tool(client: openai.OpenAI, model: str, stream: bool) -> None:

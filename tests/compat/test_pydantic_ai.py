@@ -87,7 +87,6 @@ async def test_an_image_reaches_the_model(stack: Stack, model: str) -> None:
     assert seen.usage.input_tokens - plain.usage.input_tokens == MEDIA_TOKENS
 
 
-@pytest.mark.needs_embeddings
 @by_embedding_model()
 async def test_the_embedder(stack: Stack, model: str) -> None:
     embedder = Embedder(
@@ -99,7 +98,6 @@ async def test_the_embedder(stack: Stack, model: str) -> None:
     assert vectors[0] == vectors[2] != vectors[1]
 
 
-@pytest.mark.needs_responses
 @by_provider()
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 async def test_the_responses_model_with_a_tool(stack: Stack, model: str, stream: bool) -> None:
