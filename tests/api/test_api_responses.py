@@ -595,10 +595,10 @@ async def test_an_early_refusal_keeps_its_http_status(sdk: openai.AsyncOpenAI) -
     [
         (b"not json", None),
         (b"[1]", None),
-        (b'{"model": "gpt-4.1", "input": "x", "tools": [{"type": "web_search"}]}', "tools.0.type"),
-        (b'{"model": "gpt-4.1", "input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}',
+        (b'{"model": "gpt-6.1-terra", "input": "x", "tools": [{"type": "web_search"}]}', "tools.0.type"),
+        (b'{"model": "gpt-6.1-terra", "input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}',
          "input.0.call_id"),
-        (b'{"model": "gpt-4.1", "input": "x", "previous_response_id": "resp_unknown"}', "previous_response_id"),
+        (b'{"model": "gpt-6.1-terra", "input": "x", "previous_response_id": "resp_unknown"}', "previous_response_id"),
     ],
 )  # fmt: skip
 async def test_raw_refusals_are_400_in_openai_shape(

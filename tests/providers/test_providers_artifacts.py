@@ -19,6 +19,7 @@ from llmrelay.worker.providers import ProviderAdapter, ProviderCall, StreamAccum
 from llmrelay.worker.providers import anthropic as anthropic_adapter
 from llmrelay.worker.providers import openai as openai_adapter
 from llmrelay.worker.providers.base import ToolCallArtifact, ToolCallDelta
+from tests.support import ANTHROPIC_MODEL, OPENAI_REASONING_MODEL
 
 Make = Callable[..., ProviderAdapter]
 TOOL = {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
@@ -39,8 +40,8 @@ async def _items(adapter: ProviderAdapter, call: ProviderCall) -> list[Any]:
     ("provider", "model", "fields"),
     [
         ("gemini", GEMINI_3.name, {}),
-        ("anthropic", "claude-3-5-sonnet", {"reasoning": {"effort": "low"}}),
-        ("openai", "gpt-5", {"reasoning": {"effort": "low"}}),
+        ("anthropic", ANTHROPIC_MODEL, {"reasoning": {"effort": "low"}}),
+        ("openai", OPENAI_REASONING_MODEL, {"reasoning": {"effort": "low"}}),
     ],
 )
 async def test_a_replys_artifacts_go_back_with_its_calls(
@@ -102,7 +103,7 @@ def test_anthropic_keeps_redacted_thinking_and_puts_every_block_first() -> None:
 
     request = LLMRequest.model_validate(
         {
-            "model": "claude-3-5-sonnet",
+            "model": ANTHROPIC_MODEL,
             "messages": [
                 {"role": "user", "content": "hi"},
                 {
@@ -124,7 +125,7 @@ def test_anthropic_keeps_redacted_thinking_and_puts_every_block_first() -> None:
 
 
 def test_openai_asks_reasoning_models_only_for_encrypted_reasoning() -> None:
-    request = LLMRequest.model_validate({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]})
+    request = LLMRequest.model_validate({"model": OPENAI_REASONING_MODEL, "messages": [{"role": "user", "content": "hi"}]})
     assert openai_adapter._reasoning_include(request, "gpt-5-2025-08-07") == {
         "include": ["reasoning.encrypted_content"]
     }
@@ -138,7 +139,7 @@ def test_openai_asks_reasoning_models_only_for_encrypted_reasoning() -> None:
 def test_openai_puts_reasoning_before_the_turns_text_and_each_call() -> None:
     request = LLMRequest.model_validate(
         {
-            "model": "gpt-5",
+            "model": OPENAI_REASONING_MODEL,
             "messages": [
                 {"role": "user", "content": "hi"},
                 {
