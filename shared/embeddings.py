@@ -30,13 +30,13 @@ from llmrelay.shared.errors import (
     InvalidRequestError,
 )
 from llmrelay.shared.models import (
-    MAX_METADATA_BYTES,
     MAX_TIMEOUT_SECONDS,
     A2AContext,
     ContextText,
     Priority,
     RequestId,
     _Strict,
+    bounded_metadata,
 )
 
 #: Inputs per request. OpenAI takes 2048 per call, but the result crosses Redis in one message:
@@ -85,13 +85,7 @@ class EmbeddingRequest(_Strict):
     @field_validator("metadata")
     @classmethod
     def _metadata_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            size = len(orjson.dumps(value))
-        except TypeError as exc:
-            raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
-        if size > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are accepted")
-        return value
+        return bounded_metadata(value)
 
     @property
     def context(self) -> A2AContext:

@@ -96,6 +96,14 @@ def _json_size(value: Any, what: str) -> int:
         raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
+def bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """A request's ``metadata``: JSON, and at most MAX_METADATA_BYTES of it."""
+    size = _json_size(value, "metadata")
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are accepted")
+    return value
+
+
 def _check_schema(schema: dict[str, Any], what: str) -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) of bounded size; refused with the reason when it is not one."""
     if _json_size(schema, what) > MAX_SCHEMA_BYTES:
@@ -389,13 +397,7 @@ class LLMRequest(_Strict):
     @field_validator("metadata")
     @classmethod
     def _metadata_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            size = len(orjson.dumps(value))
-        except TypeError as exc:
-            raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
-        if size > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are accepted")
-        return value
+        return bounded_metadata(value)
 
     @field_validator("provider_options")
     @classmethod

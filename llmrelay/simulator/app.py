@@ -254,16 +254,7 @@ class SimulatorApp:
             if fault.kind == "overloaded_in_stream" and provider == "anthropic" and not call.stream:
                 fault = Fault("status", 529, fault.retry_after, name=fault.name)
             if fault.kind == "status":
-                assert fault.status is not None
-                status, payload, extra = error_response(
-                    provider,
-                    fault.status,
-                    api_key=_api_key(scope, provider),
-                    request_id="req_" + rid,
-                    retry_after=fault.retry_after,
-                )
-                headers = self._headers(provider, rid, JSON, call.prompt_tokens, limited=status == 429)
-                await send_simple(send, status, payload, headers + extra)
+                await self._send_fault(send, scope, provider, rid, fault, call.prompt_tokens)
                 return
             if fault.kind == "hang":
                 await wait_disconnect(receive)
@@ -336,16 +327,7 @@ class SimulatorApp:
         if slow > 0:
             await asyncio.sleep(slow / 1000)
         if fault is not None and fault.kind == "status":
-            assert fault.status is not None
-            status, payload, extra = error_response(
-                provider,
-                fault.status,
-                api_key=_api_key(scope, provider),
-                request_id="req_" + rid,
-                retry_after=fault.retry_after,
-            )
-            headers = self._headers(provider, rid, JSON, call.tokens, limited=status == 429)
-            await send_simple(send, status, payload, headers + extra)
+            await self._send_fault(send, scope, provider, rid, fault, call.tokens)
             return
         if fault is not None and fault.kind == "hang":
             await wait_disconnect(receive)
@@ -417,6 +399,21 @@ class SimulatorApp:
             ):
                 return Fault(kind, status, d.retry_after, d.after, name=d.fault)
         return self.faults.take(call.provider, call.model)
+
+    async def _send_fault(
+        self, send: Any, scope: Scope, provider: str, rid: str, fault: Fault, tokens: int
+    ) -> None:
+        """A fault of ``kind`` status, in the provider's own error shape with its rate-limit headers."""
+        assert fault.status is not None
+        status, payload, extra = error_response(
+            provider,
+            fault.status,
+            api_key=_api_key(scope, provider),
+            request_id="req_" + rid,
+            retry_after=fault.retry_after,
+        )
+        headers = self._headers(provider, rid, JSON, tokens, limited=status == 429)
+        await send_simple(send, status, payload, headers + extra)
 
     def _headers(
         self, provider: str, rid: str, content_type: bytes, tokens: int, limited: bool = False

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from llmrelay.shared.errors import LLMRelayError, RateLimitedError
 from llmrelay.shared.models import LLMRequest, field_parts
 from llmrelay.shared.redaction import redact
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 EXTENSIONS = ("tier", "priority", "request_id", "timeout", "fallback_models", "trace_id", "source_agent",
@@ -144,7 +146,18 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
                 f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}", "reasoning_effort"
             )
         values["reasoning"] = {"effort": effort}
-    for name in EXTENSIONS:
+    add_caller_fields(values, body, a2a)
+    request = validated(LLMRequest, values, chat_param)
+    return ChatCall(request, bool(stream), include_usage)
+
+
+def add_caller_fields(
+    values: dict[str, Any], body: dict[str, Any], a2a: Mapping[str, str], names: tuple[str, ...] = EXTENSIONS
+) -> None:
+    """What every OpenAI-format body brings beside its own parameters: llmrelay's fields (``names``),
+    the A2A context of the headers (the body's wins), a request id, and ``metadata`` with OpenAI's
+    ``user`` kept in it."""
+    for name in names:
         if body.get(name) is not None:
             values[name] = body[name]
     for name, value in a2a.items():
@@ -154,18 +167,22 @@ def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ChatRequestError("metadata must be an object", "metadata")
-    metadata = dict(metadata or {})
+    kept = dict(metadata or {})
     if body.get("user") is not None:
-        metadata["user"] = body["user"]
-    if metadata:
-        values["metadata"] = metadata
+        kept["user"] = body["user"]
+    if kept:
+        values["metadata"] = kept
+
+
+def validated(model: type[ModelT], values: dict[str, Any], param_of: Callable[[Any], str | None]) -> ModelT:
+    """``values`` as ``model``; the first validation error as a 400 naming the caller's parameter
+    (``param_of`` maps the error's location onto the format the caller speaks)."""
     try:
-        request = LLMRequest.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        param = chat_param(first["loc"])
+        param = param_of(first["loc"])
         raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
-    return ChatCall(request, bool(stream), include_usage)
 
 
 #: Where a content part's fields are in a chat body, by the part's kind.

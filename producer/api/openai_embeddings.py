@@ -10,15 +10,13 @@ naming it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from llmrelay.producer.api.openai_compat import ChatRequestError
+from llmrelay.producer.api.openai_compat import ChatRequestError, add_caller_fields, validated
 from llmrelay.shared.embeddings import EmbeddingRequest, EmbeddingResponse, encode_vector
 
 EXTENSIONS = ("request_id", "timeout", "priority", "trace_id", "source_agent", "session_id")
@@ -56,27 +54,8 @@ def parse_embeddings(body: Any, a2a: Mapping[str, str]) -> EmbeddingsCall:
     if encoding not in ENCODINGS:
         raise ChatRequestError("encoding_format must be float or base64", "encoding_format")
     values: dict[str, Any] = {"input": texts}
-    for name in ("model", "dimensions", *EXTENSIONS):
-        if body.get(name) is not None:
-            values[name] = body[name]
-    for name, value in a2a.items():
-        values.setdefault(name, value)
-    if values.get("request_id") is None:
-        values["request_id"] = uuid.uuid4().hex
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ChatRequestError("metadata must be an object", "metadata")
-    metadata = dict(metadata or {})
-    if body.get("user") is not None:
-        metadata["user"] = body["user"]
-    if metadata:
-        values["metadata"] = metadata
-    try:
-        request = EmbeddingRequest.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
+    add_caller_fields(values, body, a2a, ("model", "dimensions", *EXTENSIONS))
+    request = validated(EmbeddingRequest, values, lambda loc: ".".join(str(part) for part in loc) or None)
     return EmbeddingsCall(request, encoding)
 
 

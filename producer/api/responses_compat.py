@@ -20,15 +20,20 @@ for chat completions.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from llmrelay.producer.api.openai_compat import DATA_URL, EXTENSIONS, REASONING_EFFORTS, ChatRequestError
+from llmrelay.producer.api.openai_compat import (
+    DATA_URL,
+    EXTENSIONS,
+    REASONING_EFFORTS,
+    ChatRequestError,
+    add_caller_fields,
+    validated,
+)
 from llmrelay.shared.models import LLMRequest
 
 #: Parameters read here (each honoured, or refused below when given a value that cannot be honoured).
@@ -120,27 +125,8 @@ def parse_responses(
     effort = _reasoning(body.get("reasoning"))
     if effort is not None:
         values["reasoning"] = {"effort": effort}
-    for name in EXTENSIONS:
-        if body.get(name) is not None:
-            values[name] = body[name]
-    for name, value in a2a.items():
-        values.setdefault(name, value)
-    if values.get("request_id") is None:
-        values["request_id"] = uuid.uuid4().hex
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ChatRequestError("metadata must be an object", "metadata")
-    kept = dict(metadata or {})
-    if body.get("user") is not None:
-        kept["user"] = body["user"]
-    if kept:
-        values["metadata"] = kept
-    try:
-        request = LLMRequest.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        param = _param_of([str(part) for part in first["loc"]], origins)
-        raise ChatRequestError(f"invalid {param or 'request'}: {first['msg']}", param) from None
+    add_caller_fields(values, body, a2a)
+    request = validated(LLMRequest, values, lambda loc: _param_of([str(part) for part in loc], origins))
     echo = {
         "instructions": instructions,
         "tools": [{"type": "function", **tool} for tool in tools],
@@ -151,7 +137,7 @@ def parse_responses(
         "max_output_tokens": body.get("max_output_tokens"),
         "temperature": body.get("temperature"),
         "top_p": body.get("top_p"),
-        "metadata": metadata or {},
+        "metadata": body.get("metadata") or {},
         "user": body.get("user"),
         "previous_response_id": body.get("previous_response_id"),
         "store": store,
