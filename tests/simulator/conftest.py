@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import anthropic
+import httpx2
 import openai
 import pytest
 from google import genai
@@ -49,9 +50,15 @@ async def anthropic_client(sim: SimulatorServer) -> AsyncIterator[anthropic.Asyn
 
 @pytest.fixture
 async def genai_client(sim: SimulatorServer) -> AsyncIterator[genai.Client]:
+    # The transport the worker gives the SDK: an httpx2 client of its own. Without one google-genai would
+    # switch to aiohttp wherever aiohttp is installed (litellm, in the compat extra, brings it).
+    transport = httpx2.AsyncClient(timeout=10)
     client = genai.Client(
         api_key=GEMINI_KEY,
-        http_options=types.HttpOptions(base_url=sim.gemini_base_url, api_version="v1beta", timeout=10_000),
+        http_options=types.HttpOptions(
+            base_url=sim.gemini_base_url, api_version="v1beta", timeout=10_000, httpx_async_client=transport
+        ),
     )
     yield client
     await client.aio.aclose()
+    await transport.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 from google import genai
-from google.genai import _api_client, errors, types
+from google.genai import errors, types
 
 from llmrelay.simulator import SimulatorServer, reply_for
 from tests.support import GEMINI_MODEL
@@ -25,7 +25,7 @@ async def _generate(
 
 
 def test_sdk_runs_on_httpx2(genai_client: genai.Client) -> None:
-    assert not _api_client.has_aiohttp  # otherwise google-genai switches its async transport to aiohttp
+    assert not genai_client._api_client._use_aiohttp()  # as in the worker, whether aiohttp is installed or not
     assert isinstance(genai_client.aio._api_client._async_httpx_client, httpx2.AsyncClient)
 
 
