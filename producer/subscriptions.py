@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,8 @@ log = structlog.get_logger("llmrelay.producer")
 #: Put on every subscriber's queue after the connection was lost and re-established: messages may have
 #: been missed, so the subscriber reads its request's event log to catch up.
 RESYNC = object()
+#: How long leaving a channel may take on a live connection (a stalled one must not hold up the caller).
+UNSUBSCRIBE_TIMEOUT = 2.0
 
 
 class Subscriptions:
@@ -37,6 +40,8 @@ class Subscriptions:
         self._confirms: dict[bytes, list[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        #: Set while the connection is lost (the complement of ``_ready``, which asyncio cannot wait for).
+        self._lost = asyncio.Event()
         self._closed = False
 
     async def start(self) -> None:
@@ -62,6 +67,7 @@ class Subscriptions:
         channels = [self._home, *self._queues]
         await pubsub.subscribe(*channels)
         self._pubsub = pubsub
+        self._lost.clear()
         self._ready.set()
 
     @contextlib.asynccontextmanager
@@ -84,14 +90,38 @@ class Subscriptions:
             await asyncio.wait_for(self._ready.wait(), timeout)
             assert self._pubsub is not None
             await self._pubsub.subscribe(key)
-            await asyncio.wait_for(fut, confirm_timeout)
+            await self._confirmed(fut, timeout, confirm_timeout)
             yield queue
         finally:
             self._queues.pop(key, None)
             self._confirms.pop(key, None)
-            if self._pubsub is not None and not self._closed:
-                with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.unsubscribe(key)
+            # Only on a live connection: a lost one is resubscribed by the reader to what is still in
+            # ``_queues``, which no longer holds this channel, and an unsubscribe sent on it would wait
+            # for a Redis that is not there.
+            if self._pubsub is not None and not self._closed and self._ready.is_set():
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await asyncio.wait_for(self._pubsub.unsubscribe(key), UNSUBSCRIBE_TIMEOUT)
+
+    async def _confirmed(self, fut: asyncio.Future[None], timeout: float, confirm_timeout: float) -> None:
+        """Wait for Redis's confirmation. Should the connection be lost meanwhile (a subscribe sent just
+        as Redis went away), the reader resubscribes on reconnecting, which confirms this one: that
+        reconnection gets ``timeout``, as the first connection did, so that a Redis that is gone fails
+        the caller in seconds instead of after ``confirm_timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + confirm_timeout
+        while not fut.done():
+            lost: asyncio.Future[Any] = asyncio.ensure_future(self._lost.wait())
+            waiting: set[asyncio.Future[Any]] = {fut, lost}
+            try:
+                await asyncio.wait(waiting, timeout=deadline - loop.time(), return_when=FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+            if fut.done():
+                break
+            if not self._lost.is_set():
+                raise TimeoutError("Redis did not confirm the subscription")
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        fut.result()
 
     async def _read_loop(self) -> None:
         delay = 0.05
@@ -102,6 +132,7 @@ class Subscriptions:
                 msg = await pubsub.get_message(timeout=None)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self._ready.clear()
+                self._lost.set()
                 log.warning("pubsub connection lost; reconnecting", error=type(exc).__name__)
                 while not self._closed:
                     await asyncio.sleep(delay * (0.5 + random.random()))
