@@ -80,6 +80,7 @@ async def write_rounds(redis_url: str) -> None:
                 deliveries="1",
                 last_index=0,
                 ttl_ms=60_000,
+                namespace=keys.namespace(redis_url),
             )
             pieces = fragments(int(count), int(size)) if kind != "empty" else []
             for i, piece in enumerate(pieces):
@@ -106,7 +107,8 @@ async def one_round(
     request_id = uuid.uuid4().hex
     replay = ReplayFilter()
     relayed = 0
-    async with subs.subscription(keys.channel(PROVIDER, request_id)) as queue:
+    channel = keys.channel(PROVIDER, request_id, namespace=follower.namespace)
+    async with subs.subscription(channel) as queue:
         t0 = time.perf_counter()
         await redis.rpush(GO, f"{kind} {request_id} {count} {size}")  # type: ignore[misc]
         async for event in follower.follow(
@@ -130,7 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     pin(args.reader_core)
     subs = Subscriptions(redis, f"{keys.PREFIX}:bench:relay:{uuid.uuid4().hex[:8]}")
     await subs.start()
-    follower = EventFollower(redis, subs)
+    follower = EventFollower(redis, subs, keys.namespace(args.redis_url))
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     load_mid: tuple[float, float, float] | None = None
     try:

@@ -32,6 +32,11 @@ class EventFollower:
         self._subs = subscriptions
         self._namespace = namespace  # the deployment's, in its channel names (keys.namespace)
 
+    @property
+    def namespace(self) -> str:
+        """The deployment's namespace in channel names (``keys.namespace`` of its Redis URL)."""
+        return self._namespace
+
     async def follow(
         self,
         provider: str,
