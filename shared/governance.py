@@ -268,11 +268,13 @@ class Governance:
         info = self.catalog.get(model)
         if info is None:
             raise UnknownModelError(f"unknown model {model!r}", data={"field": field, "model": model})
+        # Lifecycle first: a retired model is refused naming its successor, allowed or not (the default
+        # allow list leaves retired rows out, and "not allowed" would not say what to use instead).
+        self._check_lifecycle(info, field)
         if info.name not in self.allowed:
             raise ModelNotAllowedError(
                 f"model {model!r} is not allowed here", data={"field": field, "model": model}
             )
-        self._check_lifecycle(info, field)
         return info
 
     def _check_lifecycle(self, info: ModelInfo, field: str) -> None:

@@ -95,6 +95,12 @@ def test_disallowed_model_is_refused_by_its_dated_id_too() -> None:
         governance(["gpt-6-luna"]).route(request(model="gpt-6.2-astra"))
 
 
+def test_a_retired_model_left_out_of_the_allow_list_is_refused_naming_its_successor() -> None:
+    with pytest.raises(ModelRetiredError) as info:
+        on(READ_ON, ["gpt-6-luna"]).route(request(model="claude-3-5-sonnet"))
+    assert info.value.data["successor"] == "claude-sonnet-5-5"
+
+
 def test_unknown_model_is_refused() -> None:
     with pytest.raises(UnknownModelError) as info:
         governance().route(request(model="gpt-7-ultra"))
