@@ -76,9 +76,12 @@ class Facade:
 
     async def aclose(self) -> None:
         await self.streams.aclose()
-        if self.owns_producer and self._started:
-            await self.producer.aclose()
-            self._started = False
+        # Under the start lock and marked stopped before the producer closes: a request arriving
+        # meanwhile waits, then starts it afresh, instead of using one that is being taken apart.
+        async with self._start_lock:
+            if self.owns_producer and self._started:
+                self._started = False
+                await self.producer.aclose()
 
     def context(self, request: Request, *, last_event_id: str | None = None) -> Context:
         """What a method runs with for this HTTP request: its caller and the A2A context of its headers."""
