@@ -121,7 +121,8 @@ async def test_duplicate_request_ids_are_refused_with_the_index_of_the_second(
 
 
 async def test_cancel_stops_a_batch_of_slow_items(client: httpx2.AsyncClient, worker: Worker) -> None:
-    requests = [chat(f"slow {n} [[sim:tokens=200 tps=20]]", MODELS[n % 3]) for n in range(6)]
+    # Each item streams for 100 s: only the cancellation can end them within the test, on any machine.
+    requests = [chat(f"slow {n} [[sim:tokens=2000 tps=20]]", MODELS[n % 3]) for n in range(6)]
     await call(client, "llm.batch.submit", {"requests": requests, "batch_id": "slow"})
 
     async def some_running() -> bool:
