@@ -111,6 +111,19 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
 
 
+def image_part(url: str, detail: Any) -> dict[str, Any]:
+    """The contract's image part of an OpenAI image URL: a ``data:`` URL's bytes inline, else the URL."""
+    out: dict[str, Any] = {"type": "image"}
+    found = DATA_URL.match(url)
+    if found:
+        out.update(data=found["data"], media_type=found["type"])
+    else:
+        out["url"] = url
+    if detail is not None:
+        out["detail"] = detail
+    return out
+
+
 def parse_chat(body: Any, a2a: Mapping[str, str]) -> ChatCall:
     """The LLMRequest of a chat-completions body; ChatRequestError for anything we cannot honour."""
     if not isinstance(body, dict):
@@ -396,15 +409,7 @@ def _part(part: Any, param: str) -> dict[str, Any]:
         url = image.get("url")
         if not isinstance(url, str):
             raise ChatRequestError("an image_url part needs a url", f"{param}.image_url.url")
-        out: dict[str, Any] = {"type": "image"}
-        found = DATA_URL.match(url)
-        if found:
-            out.update(data=found["data"], media_type=found["type"])
-        else:
-            out["url"] = url
-        if image.get("detail") is not None:
-            out["detail"] = image["detail"]
-        return out
+        return image_part(url, image.get("detail"))
     if kind == "file" and isinstance(part.get("file"), dict):
         data = part["file"].get("file_data")
         found = DATA_URL.match(data) if isinstance(data, str) else None

@@ -32,6 +32,7 @@ from llmrelay.producer.api.openai_compat import (
     REASONING_EFFORTS,
     ChatRequestError,
     add_caller_fields,
+    image_part,
     validated,
 )
 from llmrelay.shared.models import LLMRequest
@@ -405,15 +406,7 @@ def _part(part: Any, param: str) -> dict[str, Any]:
         url = part.get("image_url")
         if not isinstance(url, str):
             raise refuse(f"{param}.image_url", "an input_image without image_url (file_id)")
-        out: dict[str, Any] = {"type": "image"}
-        found = DATA_URL.match(url)
-        if found:
-            out.update(data=found["data"], media_type=found["type"])
-        else:
-            out["url"] = url
-        if part.get("detail") is not None:
-            out["detail"] = part["detail"]
-        return out
+        return image_part(url, part.get("detail"))
     if kind == "input_file":
         data = part.get("file_data")
         found = DATA_URL.match(data) if isinstance(data, str) else None
